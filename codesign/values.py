@@ -22,9 +22,10 @@ input size."""
 
 
 class Fidelity(str, Enum):
-    """Where a number came from, from cheapest to most trustworthy."""
+    """Where a number came from."""
 
     PREDICTED = "predicted"
+    EXACT = "exact"  # counted from the network itself (MACs, parameters, model size)
     SIMULATED = "simulated"
     TABLE = "table"
     MEASURED = "measured"
