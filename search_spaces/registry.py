@@ -19,7 +19,16 @@ from search_spaces.resnet import ResNetSpace
 
 def _mbconv_digits() -> MBConvSpace:
     # 8x8 inputs: no stem downsampling, two stride-2 stages -> 8, 4, 2 pixels
-    return MBConvSpace(name="mbconv_digits", input_shape=(1, 8, 8))
+    return MBConvSpace(
+        name="mbconv_digits",
+        input_shape=(1, 8, 8),
+        stem_channels=8,
+        stage_widths=((8, 12), (12, 16, 24), (16, 24, 32)),
+        stage_strides=(1, 2, 2),
+        depths=(1, 2),
+        kernels=(3, 5),
+        expansions=(1, 2, 4),
+    )
 
 
 def _mbconv_mnist() -> MBConvSpace:
