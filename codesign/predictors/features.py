@@ -1,0 +1,249 @@
+"""Fixed-length numeric features of (network, accelerator) pairs for latency predictors, and the versioned
+:class:`FeatureSchema` that a saved predictor checks before it accepts new inputs.
+
+Network features aggregate the layer list: MACs by bit-width bucket and by layer type, parameters, bytes
+moved (weights and activations), layer counts and shapes. Accelerator features are the clock and the
+template's numeric parameters (tuples such as per-layer PE counts contribute their sum and maximum), plus a
+hint of the compute cycles implied by loop tiling (``tm``/``tn``/``tr``/``tc``) or by per-layer folding
+(``pe``/``simd``) when the configuration has those parameters. Bytes are bytes, MACs are per input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from codesign.errors import CodesignError
+from codesign.values import AcceleratorConfig, Layer, Network
+
+NETWORK_FEATURES_VERSION = 1
+"""Bumped whenever :func:`network_features` changes meaning; saved predictors refuse another version."""
+
+_BIT_BUCKETS = ((4, "b4"), (8, "b8"), (16, "b16"), (10**9, "b32"))
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """The names and order of a feature vector, with a version for the code that computes it."""
+
+    name: str
+    version: int
+    names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(set(self.names)) != len(self.names):
+            raise CodesignError(f"feature schema {self.name!r}: duplicate feature names")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def describe(self) -> str:
+        return f"{self.name} v{self.version} ({len(self.names)} features)"
+
+    def check(self, other: FeatureSchema) -> None:
+        """Raise :class:`CodesignError` naming both schemas unless ``other`` is this schema."""
+        if self == other:
+            return
+        detail = ""
+        if self.name == other.name and self.version == other.version:
+            missing = [n for n in self.names if n not in other.names]
+            extra = [n for n in other.names if n not in self.names]
+            detail = f"; expected features missing: {', '.join(missing[:5]) or 'none'}; unexpected: {', '.join(extra[:5]) or 'none'}"
+        raise CodesignError(f"feature schema mismatch: saved {self.describe()}, current {other.describe()}{detail}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "names": list(self.names)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSchema:
+        try:
+            return cls(str(data["name"]), int(data["version"]), tuple(str(n) for n in data["names"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CodesignError(f"feature schema: malformed record ({exc}); expected name, version and names") from exc
+
+
+def _bucket(layer: Layer) -> str:
+    width = max(layer.weight_bits, layer.act_bits)
+    for limit, label in _BIT_BUCKETS:
+        if width <= limit:
+            return label
+    return _BIT_BUCKETS[-1][1]
+
+
+def _kind_key(layer: Layer) -> str:
+    if layer.kind == "conv":
+        if layer.is_depthwise:
+            return "dw"
+        if layer.kernel == 1:
+            return "k1"
+        return "k3" if layer.kernel <= 3 else "k5"
+    return layer.kind
+
+
+NETWORK_FEATURE_NAMES: tuple[str, ...] = (
+    "macs", "params", "bit_ops", "weight_bytes", "act_bytes", "max_layer_act_bytes", "ops",
+    *(f"macs_{label}" for _, label in _BIT_BUCKETS),
+    "macs_k1", "macs_k3", "macs_k5", "macs_dw", "macs_linear", "ops_pool", "ops_add",
+    "n_layers", "n_conv", "n_depthwise", "n_pointwise", "n_linear", "n_pool", "n_add",
+    "max_channels", "mean_channels", "max_in_pixels", "mean_weight_bits", "mean_act_bits", "n_residuals",
+)  # fmt: skip
+
+
+def network_features(network: Network) -> dict[str, float]:
+    """Aggregates of the layer list, keyed by :data:`NETWORK_FEATURE_NAMES`."""
+    out = dict.fromkeys(NETWORK_FEATURE_NAMES, 0.0)
+    weighted = network.weighted_layers
+    for layer in network.layers:
+        act_bytes = (layer.input_elems + layer.output_elems) * layer.act_bits / 8.0
+        out["act_bytes"] += act_bytes
+        out["max_layer_act_bytes"] = max(out["max_layer_act_bytes"], act_bytes)
+        out["ops"] += layer.ops
+        out["n_layers"] += 1
+        out["max_channels"] = max(out["max_channels"], layer.in_channels, layer.out_channels)
+        out["mean_channels"] += (layer.in_channels + layer.out_channels) / 2.0
+        out["max_in_pixels"] = max(out["max_in_pixels"], layer.in_h * layer.in_w)
+        key = _kind_key(layer)
+        if layer.kind == "pool":
+            out["ops_pool"] += layer.ops
+            out["n_pool"] += 1
+        elif layer.kind == "add":
+            out["ops_add"] += layer.ops
+            out["n_add"] += 1
+        elif layer.kind == "linear":
+            out["macs_linear"] += layer.macs
+            out["n_linear"] += 1
+        else:
+            out[f"macs_{key}"] += layer.macs
+            out["n_conv"] += 1
+            out["n_depthwise"] += layer.is_depthwise
+            out["n_pointwise"] += layer.is_pointwise
+        if layer.has_weights:
+            out[f"macs_{_bucket(layer)}"] += layer.macs
+    out["mean_channels"] /= max(len(network.layers), 1)
+    out["macs"] = float(network.macs)
+    out["params"] = float(network.params)
+    out["bit_ops"] = float(network.bit_ops)
+    out["weight_bytes"] = float(network.weight_bytes)
+    out["mean_weight_bits"] = float(np.mean([lay.weight_bits for lay in weighted])) if weighted else 0.0
+    out["mean_act_bits"] = float(np.mean([lay.act_bits for lay in network.layers]))
+    out["n_residuals"] = float(len(network.residuals))
+    return out
+
+
+def _tiling_cycles(network: Network, params: Mapping[str, Any]) -> float:
+    """Compute cycles of a Tm x Tn PE array with Tr x Tc output tiles (Zhang et al. FPGA'15 loop tiling)."""
+    tm, tn = int(params["tm"]), int(params["tn"])
+    tr, tc = int(params.get("tr", 1)), int(params.get("tc", 1))
+    total = 0.0
+    for layer in network.weighted_layers:
+        n_in = layer.in_channels // layer.groups
+        groups = layer.groups
+        total += (
+            groups * math.ceil(layer.out_channels / groups / tm) * math.ceil(n_in / tn)
+            * math.ceil(layer.out_h / tr) * math.ceil(layer.out_w / tc) * tr * tc * layer.kernel**2
+        )  # fmt: skip
+    return total
+
+
+def _folding_cycles(network: Network, params: Mapping[str, Any]) -> tuple[float, float]:
+    """Sum and maximum over weighted layers of ``(MH/PE)*(MW/SIMD)*pixels`` (FINN's folding)."""
+    pe, simd = params["pe"], params["simd"]
+    weighted = network.weighted_layers
+    if not (isinstance(pe, tuple) and isinstance(simd, tuple)) or len(pe) != len(weighted) or len(simd) != len(weighted):
+        pe = (int(pe[0]) if isinstance(pe, tuple) else int(pe),) * len(weighted)
+        simd = (int(simd[0]) if isinstance(simd, tuple) else int(simd),) * len(weighted)
+    cycles = [
+        math.ceil(layer.out_channels / p) * math.ceil(layer.kernel**2 * layer.in_channels // layer.groups / s) * layer.output_pixels
+        for layer, p, s in zip(weighted, pe, simd, strict=True)
+    ]
+    return float(sum(cycles)), float(max(cycles, default=0))
+
+
+HINT_NAMES = ("tiling_cycles", "folding_cycles_sum", "folding_cycles_max")
+
+
+def accelerator_hints(network: Network, accel: AcceleratorConfig | None) -> dict[str, float]:
+    """Template-aware cycle estimates (0 when the configuration lacks the parameters they need)."""
+    out = dict.fromkeys(HINT_NAMES, 0.0)
+    if accel is None:
+        return out
+    params = accel.param_dict()
+    if "tm" in params and "tn" in params:
+        out["tiling_cycles"] = _tiling_cycles(network, params)
+    if "pe" in params and "simd" in params:
+        out["folding_cycles_sum"], out["folding_cycles_max"] = _folding_cycles(network, params)
+    return out
+
+
+def _param_columns(name: str, value: Any) -> dict[str, float]:
+    if isinstance(value, tuple):
+        numbers = [float(v) for v in value]
+        return {f"accel.{name}.sum": sum(numbers), f"accel.{name}.max": max(numbers, default=0.0)}
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {f"accel.{name}": float(value)}
+    return {}
+
+
+@dataclass(frozen=True)
+class LatencyFeaturizer:
+    """Turns (network, accelerator) pairs into rows of :attr:`schema`.
+
+    ``accel_columns`` are the accelerator columns (``accel.<param>`` or ``accel.<param>.sum``/``.max``)
+    found in the training data; build with :meth:`for_configs`. ``templates`` lists the templates and
+    ``devices`` the devices seen, each becoming a 0/1 column.
+    """
+
+    accel_columns: tuple[str, ...] = ()
+    templates: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+
+    @classmethod
+    def for_configs(cls, accels: Sequence[AcceleratorConfig | None]) -> LatencyFeaturizer:
+        columns: set[str] = set()
+        templates: set[str] = set()
+        devices: set[str] = set()
+        for accel in accels:
+            if accel is None:
+                continue
+            templates.add(accel.template)
+            devices.add(accel.device)
+            for name, value in accel.params:
+                columns.update(_param_columns(name, value))
+        return cls(tuple(sorted(columns)), tuple(sorted(templates)), tuple(sorted(devices)))
+
+    @property
+    def schema(self) -> FeatureSchema:
+        names = (
+            *NETWORK_FEATURE_NAMES, *HINT_NAMES, "accel.clock_mhz", *self.accel_columns,
+            *(f"template={t}" for t in self.templates), *(f"device={d}" for d in self.devices),
+        )  # fmt: skip
+        return FeatureSchema("latency", NETWORK_FEATURES_VERSION, names)
+
+    def row(self, network: Network, accel: AcceleratorConfig | None) -> np.ndarray:
+        values = network_features(network) | accelerator_hints(network, accel)
+        if accel is not None:
+            values["accel.clock_mhz"] = accel.clock_mhz
+            for name, value in accel.params:
+                values.update(_param_columns(name, value))
+            values[f"template={accel.template}"] = 1.0
+            values[f"device={accel.device}"] = 1.0
+        return np.array([values.get(name, 0.0) for name in self.schema.names], dtype=float)
+
+    def transform(self, networks: Sequence[Network], accels: Sequence[AcceleratorConfig | None]) -> np.ndarray:
+        """A ``(len(networks), len(schema))`` matrix."""
+        if len(networks) != len(accels):
+            raise CodesignError(f"features: {len(networks)} networks but {len(accels)} accelerator configs")
+        return np.stack([self.row(net, acc) for net, acc in zip(networks, accels, strict=True)]) if networks else np.zeros((0, len(self.schema)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accel_columns": list(self.accel_columns), "templates": list(self.templates), "devices": list(self.devices)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LatencyFeaturizer:
+        return cls(
+            tuple(data.get("accel_columns", ())), tuple(data.get("templates", ())), tuple(data.get("devices", ()))
+        )
