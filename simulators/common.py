@@ -1,0 +1,190 @@
+"""Machinery shared by the FPGA templates: a network as column arrays, the per-layer/per-config result
+arrays every template fills, and turning one column of them into a :class:`HardwareReport`.
+
+Both templates compute everything as ``(layers, configs)`` arrays in one function, and ``evaluate`` is that
+same function on a single configuration, so the batch path and the scalar path agree exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from codesign.errors import CodesignError
+from codesign.values import (
+    LAYER_KINDS,
+    RESOURCE_NAMES,
+    AcceleratorConfig,
+    HardwareReport,
+    LayerCost,
+    Network,
+    Resources,
+)
+from simulators.costs import DEFAULT_ENERGY, PJ_TO_MJ, EnergyTable
+from simulators.devices import Device
+
+KIND_CODES = {kind: i for i, kind in enumerate(LAYER_KINDS)}
+BATCH_KEYS = ("latency_ms", "throughput_fps", "energy_mj", *RESOURCE_NAMES, "feasible")
+
+
+@dataclass(frozen=True, eq=False)
+class LayerArrays:
+    """Per-layer integer columns of a network, each of shape ``(L, 1)`` so they broadcast over configs."""
+
+    names: tuple[str, ...]
+    kind: np.ndarray
+    cin: np.ndarray
+    cout: np.ndarray
+    groups: np.ndarray
+    in_h: np.ndarray
+    in_w: np.ndarray
+    out_h: np.ndarray
+    out_w: np.ndarray
+    kernel: np.ndarray
+    stride: np.ndarray
+    wbits: np.ndarray
+    abits: np.ndarray
+    macs: np.ndarray
+    params: np.ndarray
+
+    @classmethod
+    def of(cls, network: Network) -> LayerArrays:
+        for layer in network.layers:
+            if layer.kind not in KIND_CODES:
+                raise CodesignError(f"layer {layer.name!r}: no cost model for kind {layer.kind!r}")
+
+        def col(values: list[int]) -> np.ndarray:
+            return np.asarray(values, dtype=np.int64).reshape(-1, 1)
+
+        layers = network.layers
+        return cls(
+            names=tuple(layer.name for layer in layers),
+            kind=col([KIND_CODES[layer.kind] for layer in layers]),
+            cin=col([layer.in_channels for layer in layers]),
+            cout=col([layer.out_channels for layer in layers]),
+            groups=col([layer.groups if layer.kind == "conv" else 1 for layer in layers]),
+            in_h=col([layer.in_h for layer in layers]),
+            in_w=col([layer.in_w for layer in layers]),
+            out_h=col([layer.out_h for layer in layers]),
+            out_w=col([layer.out_w for layer in layers]),
+            kernel=col([layer.kernel for layer in layers]),
+            stride=col([layer.stride for layer in layers]),
+            wbits=col([layer.weight_bits if layer.has_weights else 0 for layer in layers]),
+            abits=col([layer.act_bits for layer in layers]),
+            macs=col([layer.macs for layer in layers]),
+            params=col([layer.params for layer in layers]),
+        )
+
+    @property
+    def weighted(self) -> np.ndarray:
+        return (self.kind == KIND_CODES["conv"]) | (self.kind == KIND_CODES["linear"])
+
+    @property
+    def is_pool(self) -> np.ndarray:
+        return self.kind == KIND_CODES["pool"]
+
+    @property
+    def is_add(self) -> np.ndarray:
+        return self.kind == KIND_CODES["add"]
+
+
+@dataclass(frozen=True, eq=False)
+class BatchResult:
+    """What a template computes for L layers x N configurations.
+
+    Per layer ``(L, N)``: ``cycles``, ``offchip_bytes``, ``dynamic_pj``, ``memory_bound`` and the layer's own
+    resources (``layer_dsp`` ...). Per configuration ``(N,)``: total resources (including shared units and
+    the memory-controller overhead), ``clock_mhz``, ``throughput_fps``.
+    """
+
+    cycles: np.ndarray
+    offchip_bytes: np.ndarray
+    dynamic_pj: np.ndarray
+    memory_bound: np.ndarray
+    layer_resources: Mapping[str, np.ndarray]
+    resources: Mapping[str, np.ndarray]
+    clock_mhz: np.ndarray
+    throughput_fps: np.ndarray
+
+    def layer_latency_ms(self) -> np.ndarray:
+        return self.cycles / (self.clock_mhz * 1e3)
+
+    def layer_energy_mj(self, device: Device) -> np.ndarray:
+        return device.static_power_w * self.layer_latency_ms() + self.dynamic_pj * PJ_TO_MJ
+
+    def totals(self, device: Device) -> dict[str, np.ndarray]:
+        """Latency, throughput, energy, resources and feasibility per configuration."""
+        out: dict[str, np.ndarray] = {
+            "latency_ms": self.layer_latency_ms().sum(axis=0),
+            "throughput_fps": self.throughput_fps,
+            "energy_mj": self.layer_energy_mj(device).sum(axis=0),
+        }
+        feasible = self.clock_mhz <= device.max_clock_mhz
+        usable = device.usable
+        for name in RESOURCE_NAMES:
+            out[name] = self.resources[name]
+            feasible = feasible & (self.resources[name] <= getattr(usable, name))
+        out["feasible"] = feasible
+        return out
+
+    def report(self, device: Device, names: tuple[str, ...], j: int = 0) -> HardwareReport:
+        """The full report of configuration ``j``."""
+        totals = self.totals(device)
+        latency = self.layer_latency_ms()[:, j]
+        energy = self.layer_energy_mj(device)[:, j]
+        per_layer = tuple(
+            LayerCost(
+                name=name,
+                cycles=int(self.cycles[i, j]),
+                latency_ms=float(latency[i]),
+                energy_mj=float(energy[i]),
+                offchip_bytes=float(self.offchip_bytes[i, j]),
+                bound="memory" if self.memory_bound[i, j] else "compute",
+                resources=Resources(**{n: int(self.layer_resources[n][i, j]) for n in RESOURCE_NAMES}),
+            )
+            for i, name in enumerate(names)
+        )
+        used = Resources(**{n: int(self.resources[n][j]) for n in RESOURCE_NAMES})
+        violations = used.exceeds(device.usable)
+        clock = float(self.clock_mhz[j])
+        if clock > device.max_clock_mhz:
+            violations += (f"clock_mhz: {clock:g} > {device.max_clock_mhz:g}",)
+        return HardwareReport(
+            latency_ms=float(totals["latency_ms"][j]),
+            throughput_fps=float(totals["throughput_fps"][j]),
+            energy_mj=float(totals["energy_mj"][j]),
+            resources=used,
+            device_resources=device.resources,
+            per_layer=per_layer,
+            violations=violations,
+        )
+
+
+def check_configs(template: str, configs: list[AcceleratorConfig] | tuple[AcceleratorConfig, ...]) -> str:
+    """The one device all ``configs`` target; raises when a config belongs to another template."""
+    if not configs:
+        raise CodesignError(f"{template}: no accelerator configurations given")
+    devices = {c.device for c in configs}
+    for config in configs:
+        if config.template != template:
+            raise CodesignError(
+                f"{template} model cannot evaluate a {config.template!r} accelerator configuration"
+            )
+    if len(devices) > 1:
+        raise CodesignError(f"{template}: a batch must target one device, got {', '.join(sorted(devices))}")
+    return configs[0].device
+
+
+def energy_table(energy: EnergyTable | None) -> EnergyTable:
+    return DEFAULT_ENERGY if energy is None else energy
+
+
+def int_param(config: AcceleratorConfig, name: str) -> int:
+    value = config.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CodesignError(
+            f"accelerator ({config.template}): {name} must be a positive integer, got {value!r}"
+        )
+    return value

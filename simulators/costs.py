@@ -1,0 +1,132 @@
+"""Cost primitives shared by the FPGA templates, all vectorized over numpy arrays.
+
+Sources: DSP packing from Xilinx WP486 (INT8 on DSP48E2), WP521 (INT4) and the Versal DSP58 INT8 dot
+product; LUT multiplier and adder-tree costs from FINN-R (Blott et al., TRETS 2018); BRAM aspect ratios
+from the 7-series/UltraScale memory resources guides (UG473/UG573). Energy constants: Horowitz, "Computing's
+energy problem", ISSCC 2014 (45 nm), with on-chip figures scaled by the FPGA/ASIC dynamic-power gap of
+Kuon & Rose (TCAD 2007, 7-14x; 10x is used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from codesign.errors import CodesignError
+
+# (depth, width) aspect ratios of one RAMB18 in simple dual-port mode.
+BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+LUTRAM_MAX_DEPTH = 64
+"""Memories this shallow go to LUTRAM: one LUT6 holds 64 x 1 bit (RAM64X1D)."""
+LUT_MULT_MAX_BITS = 3
+"""Operands this narrow (both weights and activations) use LUT multipliers instead of DSPs."""
+UNIT_LUT_OVERHEAD = 300
+"""Fixed LUTs of control logic per compute unit (FINN-R)."""
+ACC_BITS = 32
+"""Width of partial-sum accumulators (bits)."""
+
+
+def precision_class(bits: np.ndarray) -> np.ndarray:
+    """The datapath width a multiplier is built for: 4, 8, 16 or 32 bits (the smallest that covers)."""
+    bits = np.asarray(bits)
+    return np.where(bits <= 4, 4, np.where(bits <= 8, 8, np.where(bits <= 16, 16, 32)))
+
+
+def macs_per_dsp(bits: np.ndarray, dsp_kind: str) -> np.ndarray:
+    """MACs one DSP slice performs per cycle for operands of ``bits`` (the wider of weight and activation).
+
+    DSP48E2: 2 at <= 8 bit (two weights share one activation, WP486), 4 at <= 4 bit (WP521), 1 at <= 16
+    bit. DSP48E1 (25x18): 2 at <= 4 bit, else 1. DSP58: a 3-element INT8 dot product at <= 8 bit, else 1.
+    Floating point (> 16 bit) costs about 5 DSPs per MAC, i.e. 0.2 MACs per DSP.
+    """
+    bits = np.asarray(bits)
+    if dsp_kind == "dsp48e2":
+        packed = np.where(bits <= 4, 4.0, np.where(bits <= 8, 2.0, 1.0))
+    elif dsp_kind == "dsp48e1":
+        packed = np.where(bits <= 4, 2.0, 1.0)
+    elif dsp_kind == "dsp58":
+        packed = np.where(bits <= 8, 3.0, 1.0)
+    else:
+        raise CodesignError(f"unknown dsp_kind {dsp_kind!r}; expected dsp48e1, dsp48e2 or dsp58")
+    return np.where(bits > 16, 0.2, packed)
+
+
+def dsp_count(lanes: np.ndarray, bits: np.ndarray, dsp_kind: str) -> np.ndarray:
+    """DSP slices for ``lanes`` parallel multipliers at ``bits`` (integer array)."""
+    pack = macs_per_dsp(bits, dsp_kind)
+    return np.ceil(np.asarray(lanes) / pack - 1e-9).astype(np.int64)
+
+
+def lut_per_multiplier(weight_bits: np.ndarray, act_bits: np.ndarray) -> np.ndarray:
+    """FINN-R's LUT cost of one W x A multiplier: ``(2*ceil((W+A)/6) - 1) * (W+A)``."""
+    width = np.asarray(weight_bits) + np.asarray(act_bits)
+    return (2 * -(-width // 6) - 1) * width
+
+
+def adder_tree_luts(weight_bits: np.ndarray, act_bits: np.ndarray, simd: np.ndarray) -> np.ndarray:
+    """FINN-R's LUT cost of the adder tree of one PE summing ``simd`` products: ``(W+A)*(2*SIMD-1)``."""
+    return (np.asarray(weight_bits) + np.asarray(act_bits)) * (2 * np.asarray(simd) - 1)
+
+
+def bram18_blocks(depth: np.ndarray, width_bits: np.ndarray) -> np.ndarray:
+    """RAMB18 blocks for a memory of ``depth`` words of ``width_bits``, best-fitting aspect ratio.
+
+    ``ceil(depth / d) * ceil(width / w)`` minimised over the (d, w) shapes of a RAMB18; 0 for an empty
+    memory.
+    """
+    depth = np.asarray(depth, dtype=np.int64)
+    width = np.asarray(width_bits, dtype=np.int64)
+    best = None
+    for d, w in BRAM18_SHAPES:
+        blocks = -(-depth // d) * -(-width // w)
+        best = blocks if best is None else np.minimum(best, blocks)
+    assert best is not None
+    return np.where((depth > 0) & (width > 0), best, 0)
+
+
+def memory_cost(depth: np.ndarray, width_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(RAMB18 blocks, LUTs) of one memory: LUTRAM when ``depth <= 64`` (one LUT per 64 x 1 bit), else BRAM."""
+    depth = np.asarray(depth, dtype=np.int64)
+    width = np.asarray(width_bits, dtype=np.int64)
+    small = depth <= LUTRAM_MAX_DEPTH
+    luts = np.where(small, -(-depth // LUTRAM_MAX_DEPTH) * width, 0)
+    brams = np.where(small, 0, bram18_blocks(depth, width))
+    return brams.astype(np.int64), luts.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    """Dynamic energy constants in picojoules (pJ).
+
+    Horowitz (ISSCC 2014, 45 nm): 8-bit integer multiply 0.2 pJ, 8-bit add 0.03 pJ, 32-bit add 0.1 pJ,
+    32-bit SRAM (8 KB) read 5 pJ, 32-bit DRAM access 640 pJ. A multiply scales with the product of the
+    operand widths, an add with the width. On-chip figures are multiplied by ``fpga_factor`` (Kuon & Rose:
+    FPGA dynamic power is 7-14x an ASIC's); DRAM is the same chip either way.
+    """
+
+    mult_8x8_pj: float = 0.2
+    add_32_pj: float = 0.1
+    sram_byte_pj: float = 5.0 / 4
+    dram_byte_pj: float = 640.0 / 4
+    fpga_factor: float = 10.0
+
+    def mac_pj(self, weight_bits: np.ndarray, act_bits: np.ndarray) -> np.ndarray:
+        """Energy of one multiply-accumulate at the given widths (pJ)."""
+        w = np.asarray(weight_bits, dtype=np.float64)
+        a = np.asarray(act_bits, dtype=np.float64)
+        return self.fpga_factor * (self.mult_8x8_pj * w * a / 64.0 + self.add_32_pj * ACC_BITS / 32.0)
+
+    def op_pj(self, act_bits: np.ndarray) -> np.ndarray:
+        """Energy of one add or compare on activations (pooling, residual adds) (pJ)."""
+        return self.fpga_factor * self.add_32_pj * np.asarray(act_bits, dtype=np.float64) / 32.0
+
+    def onchip_pj(self, nbytes: np.ndarray) -> np.ndarray:
+        return self.fpga_factor * self.sram_byte_pj * np.asarray(nbytes, dtype=np.float64)
+
+    def offchip_pj(self, nbytes: np.ndarray) -> np.ndarray:
+        return self.dram_byte_pj * np.asarray(nbytes, dtype=np.float64)
+
+
+DEFAULT_ENERGY = EnergyTable()
+PJ_TO_MJ = 1e-9

@@ -1,0 +1,216 @@
+"""The dataflow template: one engine per layer, all layers pipelined (FINN, hls4ml, Tomato).
+
+Parameters (``AcceleratorConfig.make("dataflow", device, clock_mhz, pe=(..), simd=(..))``): one ``pe`` and
+one ``simd`` per layer of the network, in layer order. Each layer is a matrix-vector engine of height MH
+and width MW folded onto PE x SIMD lanes; ``pe`` must divide MH and ``simd`` must divide MW:
+
+=========  ===========================  ====================  ===========
+kind       MH                           MW                    pixels
+=========  ===========================  ====================  ===========
+conv       out_channels                 K*K*in_channels/groups  R*C (output)
+linear     out_channels                 in_channels           1
+pool       channels                     K*K                   R*C
+add        channels                     1                     R*C
+=========  ===========================  ====================  ===========
+
+cycles per frame ``= (MH/PE) * (MW/SIMD) * pixels`` (FINN's folding); throughput ``= clock / max cycles``;
+latency ``= sum of cycles / clock`` (every layer's fill on the critical path: pessimistic, as FINN's own
+estimate). Per-layer resources, summed over layers plus the memory-controller overhead:
+
+- multipliers: ``ceil(PE*SIMD / packing(bits))`` DSPs, or FINN-R LUT multipliers and adder trees when
+  weights and activations are at most 3 bits;
+- weights on chip: depth ``MW*MH/(PE*SIMD)``, width ``PE*SIMD*W`` bits (LUTRAM when at most 64 deep);
+- a sliding-window line buffer of K input rows for K > 1 convolutions and pooling;
+- a residual add buffers its skip branch: one whole feature map (a pessimistic FIFO depth);
+- 300 LUTs of control per engine (FINN-R).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from codesign.errors import CodesignError
+from codesign.values import RESOURCE_NAMES, AcceleratorConfig, HardwareReport, Network
+from simulators.common import BatchResult, LayerArrays, check_configs, energy_table
+from simulators.costs import (
+    ACC_BITS,
+    LUT_MULT_MAX_BITS,
+    UNIT_LUT_OVERHEAD,
+    EnergyTable,
+    adder_tree_luts,
+    lut_per_multiplier,
+    macs_per_dsp,
+    memory_cost,
+    precision_class,
+)
+from simulators.devices import Device, DeviceCatalog, default_catalog
+
+DATAFLOW_PARAMS = ("pe", "simd")
+
+
+@dataclass(frozen=True, eq=False)
+class Folding:
+    """The matrix view of every layer: height ``mh``, width ``mw`` and output ``pixels``, each (L, 1)."""
+
+    mh: np.ndarray
+    mw: np.ndarray
+    pixels: np.ndarray
+
+    @classmethod
+    def of(cls, layers: LayerArrays) -> Folding:
+        k2 = layers.kernel * layers.kernel
+        mw = np.where(layers.weighted, k2 * (layers.cin // layers.groups), np.where(layers.is_pool, k2, 1))
+        return cls(mh=layers.cout, mw=mw, pixels=layers.out_h * layers.out_w)
+
+
+def dataflow_arrays(
+    layers: LayerArrays,
+    pe: np.ndarray,
+    simd: np.ndarray,
+    clock_mhz: np.ndarray,
+    device: Device,
+    energy: EnergyTable,
+) -> BatchResult:
+    """The dataflow cost of every layer on every configuration; ``pe``/``simd`` are (L, N), clock (N,)."""
+    fold = Folding.of(layers)
+    if (fold.mh % pe).any() or (fold.mw % simd).any():
+        raise CodesignError("dataflow: every pe must divide its layer's MH and every simd its MW")
+    cycles = (fold.mh // pe) * (fold.mw // simd) * fold.pixels
+    weighted, is_pool, is_add = layers.weighted, layers.is_pool, layers.is_add
+    w, a = layers.wbits, layers.abits
+    lanes = pe * simd
+
+    widest = np.maximum(w, a)
+    lut_mult = widest <= LUT_MULT_MAX_BITS
+    dsp = np.where(
+        weighted & ~lut_mult,
+        np.ceil(lanes / macs_per_dsp(precision_class(widest), device.dsp_kind) - 1e-9),
+        0,
+    )
+    mult_lut = np.where(
+        lut_mult, lanes * lut_per_multiplier(w, a) + pe * adder_tree_luts(w, a, simd), pe * ACC_BITS
+    )
+    op_lut = np.where(is_pool, lanes * a * 2, pe * a)
+    lut = np.where(weighted, mult_lut, op_lut) + UNIT_LUT_OVERHEAD
+
+    weight_bram, weight_lut = memory_cost(np.where(weighted, fold.mw * fold.mh // lanes, 0), lanes * w)
+    window = (layers.kernel > 1) & (weighted | is_pool)
+    par = np.where(is_pool, pe, np.gcd(simd, layers.cin))
+    line_bram, line_lut = memory_cost(
+        np.where(window, layers.kernel * layers.in_w * layers.cin // par, 0), par * a
+    )
+    skip_bram, skip_lut = memory_cost(
+        np.where(is_add, layers.cin * layers.in_h * layers.in_w // pe, 0), pe * a
+    )
+    lut = lut + weight_lut + line_lut + skip_lut + np.where(window, UNIT_LUT_OVERHEAD, 0)
+    ff = np.where(weighted, lanes * (w + a) + pe * ACC_BITS, lanes * a) + UNIT_LUT_OVERHEAD
+    layer_res = {
+        "lut": lut.astype(np.int64),
+        "ff": ff.astype(np.int64),
+        "bram18": (weight_bram + line_bram + skip_bram).astype(np.int64),
+        "uram": np.zeros_like(cycles),
+        "dsp": dsp.astype(np.int64),
+    }
+    shell = device.ddr_overhead
+    totals = {n: layer_res[n].sum(axis=0) + getattr(shell, n) for n in RESOURCE_NAMES}
+
+    offchip = np.zeros(cycles.shape, dtype=np.float64)
+    offchip[0] += float(layers.cin[0, 0] * layers.in_h[0, 0] * layers.in_w[0, 0] * a[0, 0]) / 8.0
+    offchip[-1] += float(layers.cout[-1, 0] * fold.pixels[-1, 0] * a[-1, 0]) / 8.0
+    stream_bytes = (
+        (np.where(is_add, 2, 1) * layers.cin * layers.in_h * layers.in_w + layers.cout * fold.pixels)
+        * a
+        / 8.0
+    )
+    weight_reads = layers.macs * w / 8.0
+    ops = np.where(
+        is_pool, layers.cout * fold.pixels * fold.mw, np.where(is_add, layers.cout * fold.pixels, 0)
+    )
+    dynamic = (
+        layers.macs * energy.mac_pj(w, a)
+        + ops * energy.op_pj(a)
+        + energy.onchip_pj(weight_reads + 2 * stream_bytes)
+        + energy.offchip_pj(offchip)
+    )
+    return BatchResult(
+        cycles=cycles,
+        offchip_bytes=offchip,
+        dynamic_pj=dynamic,
+        memory_bound=np.zeros(cycles.shape, dtype=bool),
+        layer_resources=layer_res,
+        resources=totals,
+        clock_mhz=clock_mhz,
+        throughput_fps=clock_mhz * 1e6 / cycles.max(axis=0),
+    )
+
+
+def folding_param(config: AcceleratorConfig, name: str, n_layers: int) -> tuple[int, ...]:
+    value = config.get(name)
+    if not isinstance(value, tuple) or len(value) != n_layers:
+        raise CodesignError(
+            f"dataflow: {name} must be a tuple with one entry per layer ({n_layers}), got {value!r}"
+        )
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+        raise CodesignError(f"dataflow: {name} entries must be positive integers, got {value!r}")
+    return value
+
+
+class DataflowModel:
+    """FINN-style dataflow accelerator model (template name ``"dataflow"``).
+
+    ``catalog`` resolves device names (built-in devices by default); ``energy`` holds the dynamic-energy
+    constants. Every method is a pure function of its arguments.
+    """
+
+    name = "dataflow"
+    resource_combine = "sum"
+    """How per-layer resource tables combine into a design: one engine per layer, so they add up."""
+
+    def __init__(self, *, catalog: DeviceCatalog | None = None, energy: EnergyTable | None = None) -> None:
+        self.catalog = default_catalog() if catalog is None else catalog
+        self.energy = energy_table(energy)
+
+    def _arrays(
+        self, network: Network, configs: Sequence[AcceleratorConfig]
+    ) -> tuple[BatchResult, Device, LayerArrays]:
+        device = self.catalog.get(check_configs(self.name, list(configs)))
+        layers = LayerArrays.of(network)
+        n = len(layers.names)
+        for config in configs:
+            unknown = sorted(set(config.param_dict()) - set(DATAFLOW_PARAMS))
+            if unknown:
+                raise CodesignError(f"dataflow: unknown parameter(s) {', '.join(unknown)}; expected pe, simd")
+        pe = np.asarray([folding_param(c, "pe", n) for c in configs], dtype=np.int64).T
+        simd = np.asarray([folding_param(c, "simd", n) for c in configs], dtype=np.int64).T
+        fold = Folding.of(layers)
+        bad = np.argwhere((fold.mh % pe != 0) | (fold.mw % simd != 0))
+        if bad.size:
+            i, j = (int(v) for v in bad[0])
+            raise CodesignError(
+                f"dataflow: layer {layers.names[i]!r} needs pe dividing MH={int(fold.mh[i, 0])} and simd dividing "
+                f"MW={int(fold.mw[i, 0])}, got pe={int(pe[i, j])}, simd={int(simd[i, j])}"
+            )
+        clock = np.asarray([c.clock_mhz for c in configs], dtype=np.float64)
+        return dataflow_arrays(layers, pe, simd, clock, device, self.energy), device, layers
+
+    def evaluate(self, network: Network, accel: AcceleratorConfig) -> HardwareReport:
+        """Latency, throughput, energy, resources and per-layer costs of ``network`` on ``accel``."""
+        result, device, layers = self._arrays(network, [accel])
+        return result.report(device, layers.names)
+
+    def evaluate_batch(self, network: Network, configs: Sequence[AcceleratorConfig]) -> dict[str, np.ndarray]:
+        """The totals of :meth:`evaluate` for many configurations of one device at once (arrays of len N)."""
+        result, device, _ = self._arrays(network, configs)
+        return result.totals(device)
+
+    def best_accelerator(
+        self, network: Network, device: str, clock_mhz: float | None = None
+    ) -> tuple[AcceleratorConfig, HardwareReport]:
+        """The latency-optimal feasible folding (exact, by a multiple-choice integer program)."""
+        from search_spaces.accelerator import DataflowSpace, best_dataflow
+
+        space = DataflowSpace.for_device(self.catalog.get(device), clock_mhz=clock_mhz)
+        return best_dataflow(self, network, space)

@@ -1,0 +1,255 @@
+"""The FPGA device catalog, kept as data: one YAML file per device.
+
+A device file has exactly these keys (units in the names)::
+
+    name: xczu3eg                      # catalog key
+    board: Ultra96                     # free text
+    resources: {lut: 70560, ff: 141120, bram18: 432, uram: 0, dsp: 360}   # device totals
+    usable_fractions: {lut: 0.7, ff: 0.5, bram18: 0.8, uram: 0.8, dsp: 0.8}
+    max_clock_mhz: 300                 # fastest clock a design may request
+    default_clock_mhz: 200             # clock used when none is given
+    offchip_gb_per_s: 8.5              # peak DRAM bandwidth, GB/s (1e9 bytes/s)
+    static_power_w: 0.35               # power drawn whatever the design does, W
+    dsp_kind: dsp48e2                  # dsp48e1 | dsp48e2 | dsp58
+    ddr_overhead: {lut: 0, ff: 0, bram18: 0, uram: 0, dsp: 0}   # soft memory controller cost
+
+Users add a device by writing such a file and passing its path (or its folder) to :class:`DeviceCatalog`.
+Loading validates the schema: unknown, duplicate or missing keys and bad values raise
+:class:`codesign.errors.CodesignError` naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from codesign.errors import CodesignError
+from codesign.values import RESOURCE_NAMES, Resources
+
+DSP_KINDS = ("dsp48e1", "dsp48e2", "dsp58")
+BUILTIN_DIR = Path(__file__).resolve().parent / "devices"
+_KEYS = (
+    "name",
+    "board",
+    "resources",
+    "usable_fractions",
+    "max_clock_mhz",
+    "default_clock_mhz",
+    "offchip_gb_per_s",
+    "static_power_w",
+    "dsp_kind",
+    "ddr_overhead",
+)
+
+
+@dataclass(frozen=True)
+class Device:
+    """One FPGA device: totals, the usable share (totals x fractions), clock limits, memory, power."""
+
+    name: str
+    board: str
+    resources: Resources
+    usable_fractions: tuple[tuple[str, float], ...]
+    max_clock_mhz: float
+    default_clock_mhz: float
+    offchip_gb_per_s: float
+    static_power_w: float
+    dsp_kind: str
+    ddr_overhead: Resources
+    source: str = ""
+
+    @property
+    def usable(self) -> Resources:
+        """The budget a design may use (device totals times the usable fractions, rounded down)."""
+        return self.resources.scaled(dict(self.usable_fractions))
+
+    @property
+    def offchip_bytes_per_s(self) -> float:
+        return self.offchip_gb_per_s * 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, YAML/JSON-ready view (same keys as a device file, plus the derived ``usable``)."""
+        return {
+            "name": self.name,
+            "board": self.board,
+            "resources": self.resources.to_dict(),
+            "usable_fractions": dict(self.usable_fractions),
+            "usable": self.usable.to_dict(),
+            "max_clock_mhz": self.max_clock_mhz,
+            "default_clock_mhz": self.default_clock_mhz,
+            "offchip_gb_per_s": self.offchip_gb_per_s,
+            "static_power_w": self.static_power_w,
+            "dsp_kind": self.dsp_kind,
+            "ddr_overhead": self.ddr_overhead.to_dict(),
+            "source": self.source,
+        }
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses duplicate mapping keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise CodesignError(f"{loader.name}: duplicate key {key!r} (line {key_node.start_mark.line + 1})")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _number(data: Mapping[str, Any], key: str, where: str, *, minimum: float, strict: bool) -> float:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CodesignError(f"{where}: {key} must be a number, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        relation = ">" if strict else ">="
+        raise CodesignError(f"{where}: {key} must be {relation} {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _resource_map(data: Mapping[str, Any], key: str, where: str, *, fractions: bool) -> dict[str, Any]:
+    value = data[key]
+    if not isinstance(value, Mapping):
+        raise CodesignError(f"{where}: {key} must be a mapping of {', '.join(RESOURCE_NAMES)}, got {value!r}")
+    unknown = sorted(set(value) - set(RESOURCE_NAMES))
+    missing = [n for n in RESOURCE_NAMES if n not in value]
+    if unknown or missing:
+        problem = f"unknown {', '.join(map(str, unknown))}" if unknown else f"missing {', '.join(missing)}"
+        raise CodesignError(f"{where}: {key}: {problem}; expected exactly {', '.join(RESOURCE_NAMES)}")
+    for name, count in value.items():
+        if fractions:
+            ok = isinstance(count, int | float) and not isinstance(count, bool) and 0 <= count <= 1
+            expected = "a fraction in [0, 1]"
+        else:
+            ok = isinstance(count, int) and not isinstance(count, bool) and count >= 0
+            expected = "a non-negative integer"
+        if not ok:
+            raise CodesignError(f"{where}: {key}.{name} must be {expected}, got {count!r}")
+    return dict(value)
+
+
+def device_from_dict(data: Mapping[str, Any], where: str = "device") -> Device:
+    """Validate one device description (the parsed content of a device file) and build the Device."""
+    if not isinstance(data, Mapping):
+        raise CodesignError(f"{where}: expected a mapping of device keys, got {type(data).__name__}")
+    unknown = sorted(str(k) for k in set(data) - set(_KEYS))
+    if unknown:
+        raise CodesignError(f"{where}: unknown key(s) {', '.join(unknown)}; expected {', '.join(_KEYS)}")
+    missing = [k for k in _KEYS if k not in data]
+    if missing:
+        raise CodesignError(f"{where}: missing key(s) {', '.join(missing)}")
+    for key in ("name", "board"):
+        if not isinstance(data[key], str) or not data[key].strip():
+            raise CodesignError(f"{where}: {key} must be a non-empty string, got {data[key]!r}")
+    if data["dsp_kind"] not in DSP_KINDS:
+        raise CodesignError(
+            f"{where}: dsp_kind must be one of {', '.join(DSP_KINDS)}, got {data['dsp_kind']!r}"
+        )
+    max_clock = _number(data, "max_clock_mhz", where, minimum=0, strict=True)
+    default_clock = _number(data, "default_clock_mhz", where, minimum=0, strict=True)
+    if default_clock > max_clock:
+        raise CodesignError(
+            f"{where}: default_clock_mhz {default_clock:g} exceeds max_clock_mhz {max_clock:g}"
+        )
+    fractions = _resource_map(data, "usable_fractions", where, fractions=True)
+    return Device(
+        name=data["name"].strip(),
+        board=data["board"],
+        resources=Resources(**_resource_map(data, "resources", where, fractions=False)),
+        usable_fractions=tuple((n, float(fractions[n])) for n in RESOURCE_NAMES),
+        max_clock_mhz=max_clock,
+        default_clock_mhz=default_clock,
+        offchip_gb_per_s=_number(data, "offchip_gb_per_s", where, minimum=0, strict=True),
+        static_power_w=_number(data, "static_power_w", where, minimum=0, strict=False),
+        dsp_kind=data["dsp_kind"],
+        ddr_overhead=Resources(**_resource_map(data, "ddr_overhead", where, fractions=False)),
+        source=where,
+    )
+
+
+def load_device_file(path: str | Path) -> Device:
+    """Read and validate one device YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CodesignError(f"device file {path}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        loader = _StrictLoader(text)
+        loader.name = str(path)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise CodesignError(f"device file {path}: not valid YAML ({exc})") from exc
+    return device_from_dict(data, str(path))
+
+
+def _device_files(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for entry in paths:
+        entry = Path(entry)
+        if entry.is_dir():
+            files.extend(sorted(p for p in entry.iterdir() if p.suffix in (".yaml", ".yml")))
+        elif entry.is_file():
+            files.append(entry)
+        else:
+            raise CodesignError(f"device path {entry}: no such file or folder")
+    return files
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_devices() -> tuple[Device, ...]:
+    """The devices shipped with the package (read once; the folder is part of the installed package)."""
+    return tuple(load_device_file(p) for p in _device_files([BUILTIN_DIR]))
+
+
+@dataclass(frozen=True)
+class DeviceCatalog:
+    """Devices by name: the built-ins plus any extra files or folders of YAML files.
+
+    A later file may not silently replace a device: two files with the same ``name`` are an error.
+    """
+
+    devices: tuple[Device, ...]
+
+    @classmethod
+    def load(cls, extra_paths: Iterable[str | Path] = (), *, include_builtin: bool = True) -> DeviceCatalog:
+        devices = list(builtin_devices()) if include_builtin else []
+        devices.extend(load_device_file(p) for p in _device_files(extra_paths))
+        seen: dict[str, str] = {}
+        for device in devices:
+            if device.name in seen:
+                raise CodesignError(
+                    f"device {device.name!r} is defined twice: in {seen[device.name]} and in {device.source}"
+                )
+            seen[device.name] = device.source
+        return cls(tuple(devices))
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted(d.name for d in self.devices))
+
+    def get(self, name: str) -> Device:
+        for device in self.devices:
+            if device.name == name:
+                return device
+        raise CodesignError(f"unknown device {name!r}; known: {', '.join(self.names())}")
+
+    def __contains__(self, name: object) -> bool:
+        return any(d.name == name for d in self.devices)
+
+
+def default_catalog() -> DeviceCatalog:
+    """The built-in devices only."""
+    return DeviceCatalog(builtin_devices())

@@ -1,0 +1,133 @@
+"""Exact solver of the multiple-choice knapsack that per-layer accelerator choices form.
+
+Pick one choice per layer to minimise the summed cost (cycles) subject to several summed resource budgets.
+
+1. Dominated choices are dropped (another is no slower and no more expensive in every resource), and
+   budgets that every combination meets are dropped.
+2. Relaxation by dynamic programming: for each remaining budget of small capacity (DSP, BRAM), the
+   problem with only that budget is solved exactly by DP over the capacity (O(layers x choices x
+   capacity), vectorized). A relaxation's optimum that meets every other budget is the optimum of the
+   full problem.
+3. Otherwise a 0-1 integer program is solved with CBC. With ``gap_rel=0`` it is solved to proven
+   optimality (absolute gap below one cycle); a small ``gap_rel`` (the relative gap at which CBC stops)
+   trades that proof for speed when several budgets bind on large networks, where identical layers make
+   the proof slow. ``time_limit_s`` bounds CBC's run; the best solution found by then is returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+DP_MAX_CAPACITY = 50_000
+
+
+def pareto_choices(cycles: np.ndarray, costs: np.ndarray) -> np.ndarray:
+    """Indices of choices not dominated in (cycles, every resource); the first of equal ones is kept."""
+    points = np.column_stack([cycles, costs])
+    no_worse = (points[:, None, :] <= points[None, :, :]).all(axis=2)  # [k, i]: k no worse than i
+    better = (points[:, None, :] < points[None, :, :]).any(axis=2)
+    equal = no_worse & (points[:, None, :] == points[None, :, :]).all(axis=2)
+    earlier = np.arange(len(points))[:, None] < np.arange(len(points))[None, :]
+    dominated = (no_worse & better).any(axis=0) | (equal & earlier).any(axis=0)
+    return np.flatnonzero(~dominated)
+
+
+def _dp_single(cycles: Sequence[np.ndarray], cost: Sequence[np.ndarray], capacity: int) -> list[int] | None:
+    """Exact minimum of summed cycles with one budget, by DP over ``0..capacity``; None when infeasible."""
+    inf = np.iinfo(np.int64).max // 4
+    best = np.zeros(capacity + 1, dtype=np.int64)  # best[d]: min cycles of layers so far using <= d
+    picks = []
+    for c, r in zip(cycles, cost, strict=True):
+        new = np.full(capacity + 1, inf, dtype=np.int64)
+        pick = np.full(capacity + 1, -1, dtype=np.int64)
+        for j in range(len(c)):
+            need = int(r[j])
+            if need > capacity:
+                continue
+            candidate = np.full(capacity + 1, inf, dtype=np.int64)
+            candidate[need:] = np.minimum(best[: capacity + 1 - need] + int(c[j]), inf)
+            better = candidate < new
+            new[better] = candidate[better]
+            pick[better] = j
+        best = new
+        picks.append(pick)
+    if best[capacity] >= inf:
+        return None
+    chosen: list[int] = []
+    d = capacity
+    for pick, r in zip(reversed(picks), reversed(list(cost)), strict=True):
+        j = int(pick[d])
+        chosen.append(j)
+        d -= int(r[j])
+    return chosen[::-1]
+
+
+def _ilp(
+    cycles: Sequence[np.ndarray],
+    costs: Sequence[np.ndarray],
+    budget: np.ndarray,
+    rows: list[int],
+    gap_rel: float,
+    time_limit_s: float,
+) -> list[int] | None:
+    import pulp
+
+    problem = pulp.LpProblem("multiple_choice_knapsack", pulp.LpMinimize)
+    xs = [[pulp.LpVariable(f"x_{i}_{j}", cat="Binary") for j in range(len(c))] for i, c in enumerate(cycles)]
+    for row in xs:
+        problem += pulp.lpSum(row) == 1
+    problem += pulp.lpSum(int(c[j]) * x for c, row in zip(cycles, xs, strict=True) for j, x in enumerate(row))
+    for k in rows:
+        problem += pulp.lpSum(
+            int(r[j, k]) * x for r, row in zip(costs, xs, strict=True) for j, x in enumerate(row)
+        ) <= int(budget[k])
+    problem.solve(pulp.PULP_CBC_CMD(msg=False, gapAbs=0.5, gapRel=gap_rel, timeLimit=time_limit_s))
+    if problem.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        return None
+    return [next(j for j, x in enumerate(row) if (x.value() or 0) > 0.5) for row in xs]
+
+
+def solve_mckp(
+    cycles: Sequence[np.ndarray],
+    costs: Sequence[np.ndarray],
+    budget: np.ndarray,
+    *,
+    gap_rel: float = 0.0,
+    time_limit_s: float = 60.0,
+) -> list[int] | None:
+    """One choice index per layer minimising ``sum cycles[i][j_i]`` with ``sum costs[i][j_i] <= budget``.
+
+    ``cycles[i]`` is (C_i,) integers, ``costs[i]`` is (C_i, R) integers, ``budget`` is (R,). Returns None when
+    no combination fits.
+    """
+    budget = np.asarray(budget, dtype=np.int64)
+    kept = [pareto_choices(c, r) for c, r in zip(cycles, costs, strict=True)]
+    cyc = [np.asarray(c)[k] for c, k in zip(cycles, kept, strict=True)]
+    cst = [np.asarray(r)[k] for r, k in zip(costs, kept, strict=True)]
+    low = np.sum([r.min(axis=0) for r in cst], axis=0)
+    if (low > budget).any():
+        return None
+    high = np.sum([r.max(axis=0) for r in cst], axis=0)
+    binding = [k for k in range(len(budget)) if high[k] > budget[k]]
+
+    def fits(choice: list[int]) -> bool:
+        used = np.sum([r[j] for r, j in zip(cst, choice, strict=True)], axis=0)
+        return bool((used <= budget).all())
+
+    def original(choice: list[int]) -> list[int]:
+        return [int(k[j]) for k, j in zip(kept, choice, strict=True)]
+
+    if not binding:
+        return original([int(np.argmin(c)) for c in cyc])
+    for k in sorted(binding, key=lambda k: budget[k]):
+        if budget[k] > DP_MAX_CAPACITY:
+            continue
+        choice = _dp_single(cyc, [r[:, k] for r in cst], int(budget[k]))
+        if choice is None:
+            return None
+        if fits(choice):
+            return original(choice)
+    choice = _ilp(cyc, cst, budget, binding, gap_rel, time_limit_s)
+    return None if choice is None else original(choice)

@@ -1,0 +1,242 @@
+"""The overlay template: one Tm x Tn PE array reused layer by layer (HAO, DNNBuilder, Zhang et al. FPGA'15).
+
+Parameters (``AcceleratorConfig.make("overlay", device, clock_mhz, tm=.., tn=.., tr=.., tc=..)``): ``tm``
+output-channel lanes, ``tn`` input-channel lanes, ``tr`` x ``tc`` output tile (rows x columns).
+
+Per weighted layer (M outputs, N inputs per group, R x C output, kernel K, stride S):
+
+- compute cycles ``= ceil(G/gp) * ceil(M/Tm) * ceil(N/Tn') * ceil(R/Tr) * ceil(C/Tc) * Tr' * Tc' * K*K``
+  where ``Tr' = min(Tr, R)`` (a loop never runs past the feature map, so a linear layer is not charged a
+  whole tile) and ``gp = Tm // M`` groups share the array when a group has fewer outputs than lanes: a
+  depthwise layer (M = N = 1) keeps only Tm of the Tm*Tn multipliers busy, the real weakness of the
+  template;
+- off-chip bytes: the input tile ``N*(S*Tr'+K-S)*(S*Tc'+K-S)`` is loaded once per output-channel tile,
+  the weights once per spatial tile, the output written once; with double buffering memory transfers
+  overlap compute, so the layer takes ``max(compute cycles, memory cycles)`` (identical tiles make the
+  per-tile max and the per-layer max the same number);
+- pooling and residual adds run on a Tm-lane vector unit: ``ceil(C/Tm) * R*C * K*K`` (pool) or
+  ``ceil(C/Tm) * R*C`` (add) cycles, again bounded by the bytes they read and write.
+
+Mixed precision: the physical array is built for the widest weighted layer (its precision class, 4/8/16/32
+bits), so ``DSP = ceil(Tm*Tn / packing(widest))``. A narrower layer packs more MACs into each DSP and runs
+with ``Tn' = Tn * f`` input lanes, ``f = packing(layer) / packing(array)``, capped so that ``f`` narrow
+operands fit in one lane word of the array's width (the buffers are built for that width). When every
+weighted layer is at most 3 bits wide the array uses LUT multipliers (FINN-R cost) instead of DSPs.
+
+Buffers (double-buffered, BRAM geometry of :func:`simulators.costs.memory_cost`): input ``Tn`` banks of
+the largest input tile at the array width, weights ``Tm`` banks of ``K*K`` words of ``Tn`` weights, outputs
+``Tm`` banks of ``Tr'*Tc'`` 32-bit partial sums. Per-layer resources in the report are zero: the array is
+shared and is charged once to the whole design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from codesign.errors import CodesignError
+from codesign.values import RESOURCE_NAMES, AcceleratorConfig, HardwareReport, Network
+from simulators.common import BatchResult, LayerArrays, check_configs, energy_table, int_param
+from simulators.costs import (
+    ACC_BITS,
+    LUT_MULT_MAX_BITS,
+    UNIT_LUT_OVERHEAD,
+    EnergyTable,
+    adder_tree_luts,
+    lut_per_multiplier,
+    macs_per_dsp,
+    memory_cost,
+    precision_class,
+)
+from simulators.devices import Device, DeviceCatalog, default_catalog
+
+OVERLAY_PARAMS = ("tc", "tm", "tn", "tr")
+_CONTROL_UNITS = 4  # conv engine, vector unit, input and output DMA
+
+
+def _cdiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return -(-a // b)
+
+
+def array_precision(layers: LayerArrays, dsp_kind: str) -> tuple[bool, int, np.ndarray]:
+    """(LUT-multiplier mode, array width in bits, per-layer speed-up factor ``f`` as an (L, 1) array)."""
+    weighted = layers.weighted
+    widest = np.maximum(layers.wbits, layers.abits)
+    if not weighted.any():
+        return False, 8, np.ones_like(widest)
+    if int(widest[weighted].max()) <= LUT_MULT_MAX_BITS:
+        return True, int(widest[weighted].max()), np.ones_like(widest)
+    cls = precision_class(widest)
+    width = int(cls[weighted].max())
+    pack_array = float(macs_per_dsp(np.asarray(width), dsp_kind))
+    ratio = np.maximum(1, np.floor(macs_per_dsp(cls, dsp_kind) / pack_array + 1e-9)).astype(np.int64)
+    factor = np.minimum(ratio, width // cls)
+    return False, width, np.where(weighted, factor, 1)
+
+
+def overlay_arrays(
+    layers: LayerArrays,
+    tm: np.ndarray,
+    tn: np.ndarray,
+    tr: np.ndarray,
+    tc: np.ndarray,
+    clock_mhz: np.ndarray,
+    device: Device,
+    energy: EnergyTable,
+) -> BatchResult:
+    """The overlay cost of every layer on every configuration (configs are the ``(N,)`` arrays)."""
+    lut_mode, width, factor = array_precision(layers, device.dsp_kind)
+    weighted = layers.weighted
+    k2 = layers.kernel * layers.kernel
+    m_g = layers.cout // layers.groups
+    n_g = layers.cin // layers.groups
+    tn_l = tn * factor
+    gp = np.minimum(np.where(m_g < tm, np.maximum(1, tm // m_g), 1), layers.groups)
+    tr_e = np.minimum(tr, layers.out_h)
+    tc_e = np.minimum(tc, layers.out_w)
+    n_rc = _cdiv(layers.out_h, tr) * _cdiv(layers.out_w, tc)
+    n_m = _cdiv(m_g, tm)
+    n_n = _cdiv(n_g, tn_l)
+    out_px = layers.out_h * layers.out_w
+    lanes_m = _cdiv(layers.cout, tm)
+
+    conv_compute = _cdiv(layers.groups, gp) * n_m * n_n * n_rc * tr_e * tc_e * k2
+    pool_compute = lanes_m * out_px * k2
+    add_compute = lanes_m * out_px
+    compute = np.where(weighted, conv_compute, np.where(layers.is_pool, pool_compute, add_compute))
+
+    rows_in = layers.stride * tr_e + layers.kernel - layers.stride
+    cols_in = layers.stride * tc_e + layers.kernel - layers.stride
+    in_map = layers.cin * layers.in_h * layers.in_w
+    out_bits = layers.cout * out_px * layers.abits
+    conv_bits = (
+        n_m * n_rc * layers.cin * rows_in * cols_in * layers.abits + n_rc * layers.params * layers.wbits
+    )
+    other_bits = np.where(layers.is_add, 2, 1) * in_map * layers.abits
+    offchip = (np.where(weighted, conv_bits, other_bits) + out_bits) / 8.0
+    bytes_per_cycle = device.offchip_bytes_per_s / (clock_mhz * 1e6)
+    memory = np.ceil(offchip / bytes_per_cycle - 1e-9).astype(np.int64)
+    cycles = np.maximum(compute, memory)
+
+    psum_bytes = np.where(weighted, n_n * layers.cout * out_px * ACC_BITS / 8.0, 0.0)
+    ops = np.where(
+        layers.is_pool, layers.cout * out_px * k2, np.where(layers.is_add, layers.cout * out_px, 0)
+    )
+    dynamic = (
+        layers.macs * energy.mac_pj(layers.wbits, layers.abits)
+        + ops * energy.op_pj(layers.abits)
+        + energy.onchip_pj(2 * offchip + psum_bytes)
+        + energy.offchip_pj(offchip)
+    )
+
+    resources = _overlay_resources(layers, tm, tn, tr_e, tc_e, rows_in * cols_in, lut_mode, width, device)
+    zero = np.zeros_like(cycles)
+    latency_ms = cycles.sum(axis=0) / (clock_mhz * 1e3)
+    return BatchResult(
+        cycles=cycles,
+        offchip_bytes=offchip,
+        dynamic_pj=dynamic,
+        memory_bound=memory > compute,
+        layer_resources={n: zero for n in RESOURCE_NAMES},
+        resources=resources,
+        clock_mhz=clock_mhz,
+        throughput_fps=1e3 / latency_ms,
+    )
+
+
+def _overlay_resources(
+    layers: LayerArrays,
+    tm: np.ndarray,
+    tn: np.ndarray,
+    tr_e: np.ndarray,
+    tc_e: np.ndarray,
+    in_tile: np.ndarray,
+    lut_mode: bool,
+    width: int,
+    device: Device,
+) -> dict[str, np.ndarray]:
+    weighted = layers.weighted
+    lanes = tm * tn
+    if lut_mode:
+        wmax = int(layers.wbits[weighted].max())
+        amax = int(layers.abits[weighted].max())
+        dsp = np.zeros_like(lanes)
+        mult_lut = lanes * lut_per_multiplier(np.asarray(wmax), np.asarray(amax)) + tm * adder_tree_luts(
+            np.asarray(wmax), np.asarray(amax), tn
+        )
+    else:
+        dsp = np.ceil(lanes / float(macs_per_dsp(np.asarray(width), device.dsp_kind)) - 1e-9).astype(np.int64)
+        mult_lut = lanes * width // 2 + tm * ACC_BITS
+    depth_in = np.where(weighted, in_tile, 0).max(axis=0)
+    depth_w = int(np.where(weighted, layers.kernel * layers.kernel, 0).max())
+    depth_out = np.where(weighted, tr_e * tc_e, 0).max(axis=0)
+    bram_in, lut_in = memory_cost(depth_in, np.full_like(depth_in, width))
+    bram_w, lut_w = memory_cost(np.full_like(tm, depth_w), tn * width)
+    bram_out, lut_out = memory_cost(depth_out, np.full_like(depth_out, ACC_BITS))
+    bram = 2 * (tn * bram_in + tm * bram_w + tm * bram_out)
+    buffer_lut = 2 * (tn * lut_in + tm * lut_w + tm * lut_out)
+    vector_lut = tm * 2 * ACC_BITS
+    lut = mult_lut + buffer_lut + vector_lut + _CONTROL_UNITS * UNIT_LUT_OVERHEAD
+    ff = lanes * 2 * width + 2 * tm * ACC_BITS + _CONTROL_UNITS * UNIT_LUT_OVERHEAD
+    shell = device.ddr_overhead
+    return {
+        "lut": (lut + shell.lut).astype(np.int64),
+        "ff": (ff + shell.ff).astype(np.int64),
+        "bram18": (bram + shell.bram18).astype(np.int64),
+        "uram": np.full_like(lanes, shell.uram),
+        "dsp": (dsp + shell.dsp).astype(np.int64),
+    }
+
+
+class OverlayModel:
+    """HAO-style overlay accelerator model (template name ``"overlay"``).
+
+    ``catalog`` resolves device names (built-in devices by default); ``energy`` holds the dynamic-energy
+    constants. The model keeps no other state: every method is a pure function of its arguments.
+    """
+
+    name = "overlay"
+    resource_combine = "max"
+    """How per-layer resource tables combine into a design: the shared array is sized by its widest layer."""
+
+    def __init__(self, *, catalog: DeviceCatalog | None = None, energy: EnergyTable | None = None) -> None:
+        self.catalog = default_catalog() if catalog is None else catalog
+        self.energy = energy_table(energy)
+
+    def _arrays(
+        self, network: Network, configs: Sequence[AcceleratorConfig]
+    ) -> tuple[BatchResult, Device, LayerArrays]:
+        device = self.catalog.get(check_configs(self.name, list(configs)))
+        for config in configs:
+            unknown = sorted(set(config.param_dict()) - set(OVERLAY_PARAMS))
+            if unknown:
+                raise CodesignError(
+                    f"overlay: unknown parameter(s) {', '.join(unknown)}; expected {', '.join(OVERLAY_PARAMS)}"
+                )
+        cols = {p: np.asarray([int_param(c, p) for c in configs], dtype=np.int64) for p in OVERLAY_PARAMS}
+        clock = np.asarray([c.clock_mhz for c in configs], dtype=np.float64)
+        layers = LayerArrays.of(network)
+        result = overlay_arrays(
+            layers, cols["tm"], cols["tn"], cols["tr"], cols["tc"], clock, device, self.energy
+        )
+        return result, device, layers
+
+    def evaluate(self, network: Network, accel: AcceleratorConfig) -> HardwareReport:
+        """Latency, throughput, energy, resources and per-layer costs of ``network`` on ``accel``."""
+        result, device, layers = self._arrays(network, [accel])
+        return result.report(device, layers.names)
+
+    def evaluate_batch(self, network: Network, configs: Sequence[AcceleratorConfig]) -> dict[str, np.ndarray]:
+        """The totals of :meth:`evaluate` for many configurations of one device at once (arrays of len N)."""
+        result, device, _ = self._arrays(network, configs)
+        return result.totals(device)
+
+    def best_accelerator(
+        self, network: Network, device: str, clock_mhz: float | None = None
+    ) -> tuple[AcceleratorConfig, HardwareReport]:
+        """The latency-optimal feasible configuration of the default overlay space (exhaustive, exact)."""
+        from search_spaces.accelerator import OverlaySpace, best_overlay
+
+        space = OverlaySpace.for_device(self.catalog.get(device), clock_mhz=clock_mhz)
+        return best_overlay(self, network, space)
