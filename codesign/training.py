@@ -282,7 +282,13 @@ class CachedEvaluator:
         return w, a
 
     def _scores(self, model: nn.Module) -> dict[str, float]:
-        return {split: accuracy(model, *self.data.split(split)) for split in SPLITS}
+        # the test split is scored only when asked for (see measure): the search never needs it
+        return {"val": accuracy(model, *self.data.split("val"))}
+
+    def _score_split(self, key: str, record: dict[str, Any], split: str, model: nn.Module) -> dict[str, Any]:
+        record = {**record, split: accuracy(model, *self.data.split(split))}
+        self.cache.put_json(key, record)
+        return record
 
     def float_model(self, arch: Any) -> tuple[nn.Module, dict[str, Any]]:
         """The full-precision model of ``arch`` and its cached record (accuracies per split)."""
@@ -354,11 +360,17 @@ class CachedEvaluator:
         key = self._key(arch, bits)
         fp_key = self._key(arch, None)
         quant, fp = self.cache.get_json(key), self.cache.get_json(fp_key)
-        cached = quant is not None and fp is not None
+        cached = quant is not None and fp is not None and split in quant and split in fp
         if quant is None or fp is None:
             with torch_threads(self.threads):
                 model, fp = self.float_model(arch)
                 quant, _ = self._quant_record(arch, bits, model)
+        if split not in fp:
+            with torch_threads(self.threads):
+                fp = self._score_split(fp_key, fp, split, self.trained_model(arch))
+        if split not in quant:
+            with torch_threads(self.threads):
+                quant = self._score_split(key, quant, split, self.trained_model(arch, *bits))
         return Measurement(
             arch_id=self.space.arch_id(arch),
             weight_bits=bits[0],

@@ -49,8 +49,10 @@ def test_second_measurement_is_a_cache_hit(space, digits, tmp_path):
     m2 = again.measure(arch, (8,) * n, (8,) * n)
     assert m2.cached and again.trainings == 0
     assert (m2.fp32_acc, m2.quant_acc) == (m1.fp32_acc, m1.quant_acc)
-    test = again.measure(arch, (8,) * n, (8,) * n, split="test")
-    assert test.cached and test.split == "test"
+    test = again.measure(arch, (8,) * n, (8,) * n, split="test")  # scored on demand, not retrained
+    assert not test.cached and test.split == "test" and again.trainings == 0
+    repeat = again.measure(arch, (8,) * n, (8,) * n, split="test")
+    assert repeat.cached and (repeat.fp32_acc, repeat.quant_acc) == (test.fp32_acc, test.quant_acc)
     # a different schedule is a different entry
     other = ScratchEvaluator(space, digits, schedule=TrainSchedule(epochs=5), cache=tmp_path)
     other.measure(arch, (8,) * n, (8,) * n)
