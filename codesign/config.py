@@ -84,6 +84,8 @@ class AccuracyConfig(_Strict):
     qat_epochs: int = Field(default=0, ge=0)
     metric: str | None = None
     cache_dir: str | None = None
+    threads: int = Field(default=1, ge=1, le=256)
+    """torch intra-op threads while training and measuring (1 is fastest for small networks)."""
 
 
 class StrategyConfig(_Strict):
@@ -325,3 +327,20 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raise ConfigError("", f"cannot read experiment file {path}: {exc}") from None
     data = parse_yaml(text, origin=str(path))
     return config_from_mapping(data, source=path.resolve(), name=path.stem)
+
+
+IDENTITY_KEYS = ("space", "hardware", "accuracy", "objectives", "constraints", "strategy")
+"""The parts of an experiment that must not change under an existing study."""
+
+
+def config_record(config: ExperimentConfig) -> dict[str, Any]:
+    """What a study stores about its experiment: the whole config, where it came from, and its identity."""
+    doc = config.to_dict()
+    return {**doc, "source": str(config.source) if config.source else None, "identity": {k: doc[k] for k in IDENTITY_KEYS}}
+
+
+def config_from_record(record: Mapping[str, Any]) -> ExperimentConfig:
+    """The experiment a study was run with (see :func:`config_record`)."""
+    data = {k: v for k, v in record.items() if k not in ("source", "identity")}
+    source = record.get("source")
+    return config_from_mapping(data, source=Path(source) if source else None)

@@ -1,0 +1,71 @@
+"""``codesign pareto DIR_OR_STORAGE``: query a stored front again, filtered and re-ranked; several
+studies are compared on one hypervolume reference."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from codesign.cli.format import table
+from codesign.errors import CodesignError
+from codesign.front import compare_fronts, load_front, parse_filters, parse_objectives
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("pareto", help="query, filter, export, plot and compare stored fronts", description=__doc__)
+    p.add_argument("targets", nargs="+", metavar="DIR_OR_STORAGE", help="output folder, .journal file or storage URL (several to compare)")
+    p.add_argument("--study", action="append", help="study name (repeat to match several targets, or for several studies in one database)")
+    p.add_argument("--objectives", help="re-rank on these metrics, e.g. accuracy,energy_mj or accuracy:max,lut:min")
+    p.add_argument("--where", action="append", default=[], help='filter, e.g. "latency_ms<5" (repeatable, or comma-separated)')
+    p.add_argument("--ignore-constraints", action="store_true", help="do not apply the experiment's constraints")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--output", "-o", help="write to this file instead of standard output")
+    p.add_argument("--plot", help="also save a scatter plot of the front (PNG or PDF)")
+    p.set_defaults(handler=handle)
+
+
+def _pairs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    studies = args.study or []
+    if len(args.targets) == 1:
+        return [(args.targets[0], s) for s in studies] or [(args.targets[0], None)]
+    if studies and len(studies) != len(args.targets):
+        raise CodesignError(f"--study given {len(studies)} times for {len(args.targets)} targets; give it once per target or not at all")
+    return list(zip(args.targets, studies or [None] * len(args.targets), strict=True))
+
+
+def handle(args: argparse.Namespace) -> int:
+    objectives = parse_objectives(args.objectives) if args.objectives else None
+    filters = parse_filters(args.where)
+    fronts = [
+        load_front(target, study=study, objectives=objectives, filters=filters, ignore_constraints=args.ignore_constraints)
+        for target, study in _pairs(args)
+    ]
+    if len(fronts) > 1:
+        text = table(compare_fronts(fronts)) if args.format == "table" else _export(compare_fronts(fronts), args.format)
+        _emit(text, args.output)
+        return 0
+    front = fronts[0]
+    if args.plot:
+        front.plot(args.plot)
+    if args.format == "json":
+        text = front.to_json()
+    elif args.format == "csv":
+        text = front.table.to_csv(index=False)
+    else:
+        head = f"study {front.study}: {len(front)} Pareto-optimal pairs on {', '.join(f'{n} ({d})' for n, d in front.objectives)}"
+        text = head + "\n" + table(front.table, front.summary_columns())
+    _emit(text, args.output)
+    return 0
+
+
+def _export(frame: Any, fmt: str) -> str:
+    return str(frame.to_csv(index=False)) if fmt == "csv" else str(frame.to_json(orient="records", indent=2))
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text.rstrip("\n") + "\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")

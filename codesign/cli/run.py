@@ -1,0 +1,80 @@
+"""``codesign run EXPERIMENT.yaml``: search, with a progress bar; Ctrl-C stops after saving; the same
+command again resumes the same study."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from tqdm import tqdm
+
+from codesign.cli.format import table
+from codesign.config import load_config
+from codesign.search import Progress
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="run (or resume) a search experiment", description=__doc__)
+    p.add_argument("experiment", help="experiment YAML file")
+    p.add_argument("--trials", type=int, help="completed trials the study should hold (default: the experiment's budget)")
+    p.add_argument("--storage", help="Optuna storage URL shared by many workers, e.g. postgresql://user:pw@host/db "
+                   "(default: a journal file in the output folder)")
+    p.add_argument("--out", help="output folder (default: the experiment's output.dir, else runs/NAME)")
+    p.add_argument("--worker", type=int, default=0, help="index of this worker when several share one study (seeds differ)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=handle)
+
+
+class _Bar:
+    """tqdm on stderr: completed trials, feasible share, front size and hypervolume."""
+
+    def __init__(self, name: str, enabled: bool) -> None:
+        self.bar: tqdm[Any] | None = None
+        self.name = name
+        self.enabled = enabled
+
+    def __call__(self, p: Progress) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=p.target, initial=p.completed, desc=self.name, unit="trial", file=sys.stderr, dynamic_ncols=True)
+        self.bar.n = min(p.completed, p.target)
+        share = p.feasible / p.completed if p.completed else 0.0
+        post = {"feasible": f"{share:.0%}", "front": p.front_size, "hv": f"{p.hypervolume:.4g}"}
+        if p.failed:
+            post["failed"] = p.failed
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def handle(args: argparse.Namespace) -> int:
+    from codesign.errors import CodesignError
+    from codesign.runner import run_experiment
+
+    config = load_config(args.experiment)
+    if args.trials is not None and args.trials < 1:
+        raise CodesignError(f"--trials must be at least 1, got {args.trials}")
+    bar = _Bar(config.name, enabled=not args.quiet)
+    try:
+        result = run_experiment(config, storage=args.storage, out_dir=args.out, trials=args.trials, worker=args.worker, on_progress=bar)
+    finally:
+        bar.close()
+    front = result.front
+    outcome = result.outcome
+    print(f"study {outcome.study_name}: {outcome.completed} completed trials, {outcome.failed} failed; "
+          f"{len(front)} Pareto-optimal pairs on {', '.join(f'{n} ({d})' for n, d in front.objectives)}")
+    if len(front):
+        print(table(front.table, front.summary_columns()))
+    else:
+        constraints = ", ".join(str(c) for c in front.constraints) or "the device budgets"
+        print(f"no feasible pair: no evaluated candidate meets {constraints}", file=sys.stderr)
+    print(f"front written to {', '.join(str(f) for f in result.files)}")
+    if outcome.interrupted:
+        print("interrupted: every completed trial is saved; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,108 @@
+"""The config boundary: the one place where names in an experiment become objects.
+
+:func:`check_names` validates every name (space, hardware model, device, clock, strategy, data set,
+metrics) and raises :class:`ConfigError` with the key path and the known names; :func:`build_problem`
+then builds the search problem. Heavy parts (data, trained models) are built lazily by the accuracy
+source, on first use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from codesign.config import ExperimentConfig
+from codesign.errors import CodesignError, ConfigError
+from codesign.problem import CodesignProblem, Problem, TableProblem
+from codesign.strategies import check_strategy
+from search_spaces.bitwidth import BitWidthSpace
+from search_spaces.registry import make_space, space_names
+from simulators.devices import DeviceCatalog
+from simulators.registry import hardware_model_names, make_hardware_model
+
+TABLE_SPACES = ("nb201",)
+DEFAULT_TABLE_METRIC = "cifar10_test_acc"
+
+
+def catalog_for(config: ExperimentConfig) -> DeviceCatalog:
+    files = [config.resolve(f) for f in config.hardware.device_files]
+    try:
+        return DeviceCatalog.load([f for f in files if f is not None])
+    except CodesignError as exc:
+        raise ConfigError("hardware.device_files", str(exc)) from None
+
+
+def _space(config: ExperimentConfig) -> Any:
+    name = config.space.architecture
+    if name not in space_names():
+        raise ConfigError("space.architecture", f"unknown search space {name!r}; known: {', '.join(space_names())}")
+    try:
+        return make_space(name, **config.space.options)
+    except CodesignError as exc:
+        raise ConfigError("space.options", str(exc)) from None
+
+
+def _hardware(config: ExperimentConfig, catalog: DeviceCatalog) -> tuple[Any, str, float | None]:
+    hw = config.hardware
+    if hw.model not in hardware_model_names():
+        raise ConfigError("hardware.model", f"unknown hardware model {hw.model!r}; known: {', '.join(hardware_model_names())}")
+    if hw.device is None:
+        raise ConfigError("hardware.device", f"required for hardware model {hw.model!r}; known devices: {', '.join(catalog.names())}")
+    if hw.device not in catalog:
+        raise ConfigError("hardware.device", f"unknown device {hw.device!r}; known: {', '.join(catalog.names())}")
+    device = catalog.get(hw.device)
+    if hw.clock_mhz is not None and hw.clock_mhz > device.max_clock_mhz:
+        raise ConfigError("hardware.clock_mhz", f"{hw.clock_mhz:g} MHz exceeds {device.name}'s limit of {device.max_clock_mhz:g} MHz")
+    options = dict(hw.options)
+    if hw.device_files and hw.model in ("overlay", "dataflow"):
+        options["catalog"] = catalog
+    try:
+        model = make_hardware_model(hw.model, **options)
+    except CodesignError as exc:
+        raise ConfigError("hardware.options", str(exc)) from None
+    return model, hw.device, hw.clock_mhz
+
+
+def _accuracy_source(config: ExperimentConfig, space: Any) -> Any:
+    from codesign.accuracy import make_accuracy_source
+
+    return make_accuracy_source(config, space)
+
+
+def _table_problem(config: ExperimentConfig, space: Any) -> TableProblem:
+    from search_spaces.nb201 import NB201Table, default_table_path
+
+    path = config.resolve(config.accuracy.data_dir)
+    table_path = Path(path) if path is not None else default_table_path()
+    table = NB201Table.load(table_path)
+    metric = config.accuracy.metric or DEFAULT_TABLE_METRIC
+    if metric not in table.columns:
+        raise ConfigError("accuracy.metric", f"unknown column {metric!r}; known: {', '.join(table.columns)}")
+    return TableProblem(space=space, table=table, accuracy_column=metric, columns=tuple(table.columns))
+
+
+def build_problem(config: ExperimentConfig) -> Problem:
+    """Validate every name of ``config`` and build its search problem."""
+    check_strategy(config.strategy.name)
+    space = _space(config)
+    if config.space.architecture in TABLE_SPACES or config.accuracy.method == "table":
+        if config.space.architecture not in TABLE_SPACES:
+            raise ConfigError("accuracy.method", f"'table' needs a tabular space ({', '.join(TABLE_SPACES)})")
+        problem: Problem = _table_problem(config, space)
+    else:
+        from codesign.data import DATASETS
+
+        if config.accuracy.dataset not in DATASETS:
+            raise ConfigError("accuracy.dataset", f"unknown data set {config.accuracy.dataset!r}; known: {', '.join(DATASETS)}")
+        catalog = catalog_for(config)
+        model, device, clock = _hardware(config, catalog)
+        bits = BitWidthSpace(weight_bits=config.space.weight_bits, act_bits=config.space.act_bits)
+        problem = CodesignProblem(space, bits, model, device, clock, _accuracy_source(config, space))
+    known = problem.metric_names
+    for name, _ in config.objectives:
+        if name not in known:
+            raise ConfigError(f"objectives.{name}", f"unknown metric; known: {', '.join(known)}")
+    for constraint in config.constraints:
+        if constraint.metric not in known:
+            raise ConfigError(f"constraints.{constraint.metric}", f"unknown metric; known: {', '.join(known)}")
+    return problem

@@ -1,0 +1,77 @@
+"""One call from an experiment to its stored front: build the problem, open or resume the study, search,
+and write ``front.csv`` / ``front.json`` into the output folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from codesign.config import ExperimentConfig
+from codesign.front import ParetoFront, compute_front, trials_frame
+from codesign.problem import Problem
+from codesign.registry import build_problem
+from codesign.search import Evaluator, Progress, SearchOutcome, prepare_study, run_trials
+from codesign.values import Evaluation
+
+FRONT_CSV = "front.csv"
+FRONT_JSON = "front.json"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcome: SearchOutcome
+    front: ParetoFront
+    out_dir: Path
+    files: tuple[Path, ...]
+
+
+def sampler_evaluator(problem: Problem) -> Evaluator:
+    """Plain strategies: the sampler decides architecture and bits; the problem completes and evaluates."""
+
+    def evaluate(trial: optuna.Trial) -> Evaluation:
+        _, candidate = problem.suggest(trial)
+        return problem.evaluate(candidate)
+
+    return evaluate
+
+
+def front_of(config: ExperimentConfig, study: optuna.Study) -> ParetoFront:
+    return compute_front(trials_frame(study), study=study.study_name, objectives=config.objectives, constraints=config.constraints)
+
+
+def write_front(front: ParetoFront, out_dir: Path) -> tuple[Path, ...]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = front.to_csv(out_dir / FRONT_CSV)
+    json_path = out_dir / FRONT_JSON
+    front.to_json(json_path)
+    return csv_path, json_path
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    storage: str | None = None,
+    out_dir: str | Path | None = None,
+    trials: int | None = None,
+    worker: int = 0,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RunResult:
+    """Search until the study holds ``trials`` (default: the experiment's budget) completed trials."""
+    problem = build_problem(config)
+    out = config.output_dir(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    study, _ = prepare_study(config, storage=storage, out_dir=out, worker=worker)
+    target = trials if trials is not None else config.budget.trials
+    if config.strategy.name == "hao":
+        from codesign.hao import hao_evaluator
+
+        evaluate = hao_evaluator(config, problem, study)
+    else:
+        evaluate = sampler_evaluator(problem)
+    outcome = run_trials(config, study, evaluate, target=target, timeout_s=config.budget.timeout_s, on_progress=on_progress)
+    front = front_of(config, study)
+    files = write_front(front, out)
+    return RunResult(outcome, front, out, files)

@@ -1,0 +1,210 @@
+"""The search loop: one Optuna study per experiment, resumable, shared by any number of workers.
+
+Every worker opens the same study (``load_if_exists``) and stops when the study holds ``trials`` completed
+trials, so an interrupted run resumes where it stopped and several workers share one budget. A trial
+whose evaluation crashes is recorded as failed with its error and the search goes on; completed trials are
+never redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from codesign import pareto
+from codesign.config import ExperimentConfig, config_record
+from codesign.errors import CodesignError
+from codesign.problem import Problem
+from codesign.storage import ATTR_ERROR, load_experiment, open_storage, record_evaluation, save_experiment
+from codesign.strategies import make_sampler
+from codesign.values import Evaluation
+
+MAX_FAILURES_IN_A_ROW = 10
+DEVICE_CONSTRAINT = "device_fit"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot for progress displays, sent after every finished trial."""
+
+    completed: int
+    target: int
+    failed: int
+    feasible: int
+    front_size: int
+    hypervolume: float
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    study_name: str
+    completed: int
+    failed: int
+    interrupted: bool
+
+
+def derived_seed(seed: int, *parts: object) -> int:
+    """A seed for one sampler instance, so a resumed or second worker does not replay the first's draws."""
+    digest = hashlib.sha256(repr((seed, *parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def open_study(config: ExperimentConfig, storage: optuna.storages.BaseStorage, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """Create the experiment's study or reopen it, refusing one made by a different experiment."""
+    study = optuna.create_study(
+        study_name=config.name,
+        storage=storage,
+        sampler=sampler,
+        directions=list(config.directions),
+        load_if_exists=True,
+    )
+    if [d.name.lower() for d in study.directions] != list(config.directions):
+        raise CodesignError(
+            f"study {config.name!r} exists with directions {[d.name.lower() for d in study.directions]}; "
+            f"this experiment has {list(config.directions)} (use another name or output folder)"
+        )
+    identity = config_record(config)["identity"]
+    try:
+        stored = load_experiment(study)
+    except CodesignError:
+        save_experiment(study, config_record(config))
+        return study
+    if stored.get("identity") != identity:
+        changed = sorted(k for k in identity if stored.get("identity", {}).get(k) != identity[k])
+        raise CodesignError(
+            f"study {config.name!r} already holds a different experiment (changed: {', '.join(changed)}); "
+            "use another name or output folder"
+        )
+    return study
+
+
+class _Tracker:
+    """Running counts for the progress display, fed one finished trial at a time."""
+
+    def __init__(self, config: ExperimentConfig, target: int) -> None:
+        self.names = config.objective_names
+        self.directions = config.directions
+        self.target = target
+        self.losses: list[np.ndarray] = []
+        self.feasible: list[bool] = []
+        self.failed = 0
+        self.failed_in_a_row = 0
+        self.last_error = ""
+
+    def add(self, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == TrialState.COMPLETE and trial.values is not None:
+            self.losses.append(pareto.to_losses(np.asarray([trial.values]), self.directions)[0])
+            self.feasible.append(all(v <= 0 for v in trial.constraints.values()))
+            self.failed_in_a_row = 0
+        elif trial.state == TrialState.FAIL:
+            self.failed += 1
+            self.failed_in_a_row += 1
+            self.last_error = str(trial.user_attrs.get(ATTR_ERROR, "")) or self.last_error
+
+    def snapshot(self) -> Progress:
+        n = len(self.losses)
+        if n == 0:
+            return Progress(0, self.target, self.failed, 0, 0, 0.0, self.last_error)
+        losses = np.vstack(self.losses)
+        feasible = np.asarray(self.feasible)
+        mask = pareto.pareto_mask(losses, np.where(feasible, 0.0, 1.0)[:, None])
+        hv = 0.0
+        if feasible.any() and np.isfinite(losses[feasible]).all():
+            hv = pareto.hypervolume(losses[mask], pareto.reference_point(losses[feasible]))
+        return Progress(n, self.target, self.failed, int(feasible.sum()), int(mask.sum()), hv, self.last_error)
+
+
+Evaluator = Callable[[optuna.Trial], Evaluation]
+
+
+def run_trials(
+    config: ExperimentConfig,
+    study: optuna.Study,
+    evaluate: Evaluator,
+    *,
+    target: int,
+    timeout_s: float | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> SearchOutcome:
+    """Run trials until the study holds ``target`` completed ones. ``evaluate`` proposes and evaluates one
+    candidate from a live trial; what it returns is recorded, with the experiment's constraints and the
+    device fit as Optuna constraints (feasible when <= 0)."""
+    tracker = _Tracker(config, target)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+        tracker.add(t)
+    tracker.failed_in_a_row = 0
+    if on_progress is not None:
+        on_progress(tracker.snapshot())
+
+    def objective(trial: optuna.Trial) -> Sequence[float]:
+        try:
+            evaluation = evaluate(trial)
+        except (KeyboardInterrupt, optuna.TrialPruned):
+            raise
+        except Exception as exc:  # a crashed evaluation fails this trial only; the error is kept on it
+            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            trial.set_user_attr(ATTR_ERROR, message)
+            raise _EvaluationFailed(message) from exc
+        record_evaluation(trial, evaluation)
+        for constraint in config.constraints:
+            if constraint.metric not in evaluation.metrics:
+                raise CodesignError(f"constraints.{constraint.metric}: the problem reports no such metric")
+            trial.set_constraint(constraint.metric, constraint.value(evaluation.metrics[constraint.metric]))
+        trial.set_constraint(DEVICE_CONSTRAINT, float(len(evaluation.violations)))
+        return [evaluation.metrics[name] for name in config.objective_names]
+
+    def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        tracker.add(trial)
+        if on_progress is not None:
+            on_progress(tracker.snapshot())
+        if tracker.failed_in_a_row >= MAX_FAILURES_IN_A_ROW:
+            study.stop()
+        elif _completed(study) >= target:
+            study.stop()
+
+    interrupted = False
+    if _completed(study) < target:
+        try:
+            study.optimize(objective, timeout=timeout_s, callbacks=[after], catch=(_EvaluationFailed,), gc_after_trial=False)
+        except KeyboardInterrupt:
+            interrupted = True
+    if tracker.failed_in_a_row >= MAX_FAILURES_IN_A_ROW:
+        raise CodesignError(
+            f"{MAX_FAILURES_IN_A_ROW} evaluations in a row failed, stopping (completed trials are kept); last error: {tracker.last_error}"
+        )
+    return SearchOutcome(study.study_name, _completed(study), tracker.failed, interrupted)
+
+
+class _EvaluationFailed(Exception):
+    pass
+
+
+def _completed(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def prepare_study(
+    config: ExperimentConfig,
+    *,
+    storage: str | None,
+    out_dir: Path,
+    worker: int = 0,
+) -> tuple[optuna.Study, int]:
+    """Open the study with a sampler seeded from the experiment seed, the trials already in the study and
+    the worker index (so resumed runs and parallel workers draw new points). Returns the study and the
+    number of trials it already held."""
+    backend = open_storage(storage if storage is not None else out_dir)
+    try:
+        existing = len(backend.get_all_trials(backend.get_study_id_from_name(config.name), deepcopy=False))
+    except KeyError:
+        existing = 0
+    seed = config.budget.seed if existing == 0 and worker == 0 else derived_seed(config.budget.seed, existing, worker)
+    options = dict(config.strategy.options) if config.strategy.name != "hao" else {}
+    sampler = make_sampler(config.strategy.name, seed, options)
+    return open_study(config, backend, sampler), existing

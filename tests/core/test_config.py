@@ -1,0 +1,124 @@
+"""Experiment files: every kind of bad input gives one line naming the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codesign.config import Constraint, load_config, parse_constraint
+from codesign.errors import ConfigError
+from codesign.registry import build_problem
+
+GOOD = """\
+name: t
+space: {architecture: mbconv_digits, weight_bits: [4, 8], act_bits: [8]}
+hardware: {model: overlay, device: xczu3eg, clock_mhz: 200}
+accuracy: {method: scratch, dataset: digits, epochs: 1}
+objectives: {accuracy: maximize, latency_ms: minimize}
+constraints: {dsp_fraction: "<= 0.8"}
+strategy: {name: tpe}
+budget: {trials: 4, seed: 1}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_good_file_loads_into_a_frozen_config(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    assert config.name == "t"
+    assert config.objectives == (("accuracy", "maximize"), ("latency_ms", "minimize"))
+    assert config.constraints == (Constraint("dsp_fraction", "<=", 0.8),)
+    assert config.space.weight_bits == (4, 8)
+    assert config.budget.seed == 1
+    with pytest.raises(Exception):
+        config.name = "other"  # type: ignore[misc]
+    build_problem(config)  # every name resolves
+
+
+def test_name_defaults_to_the_file_stem(tmp_path: Path) -> None:
+    path = tmp_path / "my-study.yaml"
+    path.write_text(GOOD.replace("name: t\n", ""))
+    assert load_config(path).name == "my-study"
+
+
+# (replacement applied to GOOD, key path the message must start with, a word the message must hold)
+SHAPE_ERRORS = [
+    ("budget: {trials: 4, seed: 1}", "budget: {trials: 4, seed: 1, trails: 3}", "budget.trails", "allowed here"),
+    ("strategy: {name: tpe}", "strategy: {name: tpe}\nstrategy: {name: random}", "strategy", "duplicate key"),
+    ("{trials: 4, seed: 1}", "{trials: many, seed: 1}", "budget.trials", "integer"),
+    ("{trials: 4, seed: 1}", "{trials: 0, seed: 1}", "budget.trials", "greater than or equal to 1"),
+    ("weight_bits: [4, 8]", "weight_bits: [4, 64]", "space.weight_bits", "outside 1..32"),
+    ("weight_bits: [4, 8]", "weight_bits: []", "space.weight_bits", "at least one"),
+    ("latency_ms: minimize", "latency_ms: smaller", "objectives.latency_ms", "'minimize' or 'maximize'"),
+    ('"<= 0.8"', '"about 0.8"', "constraints.dsp_fraction", "'<= number'"),
+    ("clock_mhz: 200", "clock_mhz: -5", "hardware.clock_mhz", "positive"),
+    ("method: scratch", "method: guess", "accuracy.method", "scratch"),
+    ("space: {architecture: mbconv_digits, weight_bits: [4, 8], act_bits: [8]}", "", "space", "required"),
+    ("objectives: {accuracy: maximize, latency_ms: minimize}", "objectives: {}", "objectives", "at least one"),
+    ("name: t", "name: 'has space'", "name", "pattern"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "path", "word"), SHAPE_ERRORS)
+def test_shape_errors_name_the_key(tmp_path: Path, old: str, new: str, path: str, word: str) -> None:
+    assert old in GOOD
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, GOOD.replace(old, new, 1)))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(path + ":"), message
+    assert word in message, message
+
+
+NAME_ERRORS = [
+    ("device: xczu3eg", "device: xc7z999", "hardware.device", "xczu3eg"),
+    ("model: overlay", "model: tpu", "hardware.model", "overlay"),
+    ("architecture: mbconv_digits", "architecture: vit", "space.architecture", "mbconv_digits"),
+    ("name: tpe", "name: annealing", "strategy.name", "nsga2"),
+    ("dataset: digits", "dataset: cifar", "accuracy.dataset", "mnist"),
+    ("latency_ms: minimize", "latency_s: minimize", "objectives.latency_s", "latency_ms"),
+    ("dsp_fraction:", "dsp_share:", "constraints.dsp_share", "dsp_fraction"),
+    ("clock_mhz: 200", "clock_mhz: 2000", "hardware.clock_mhz", "limit"),
+    ("act_bits: [8]}", "act_bits: [8], options: {depths: [1, 2], colour: red}}", "space.options", "colour"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "path", "word"), NAME_ERRORS)
+def test_unknown_names_list_the_known_ones(tmp_path: Path, old: str, new: str, path: str, word: str) -> None:
+    assert old in GOOD
+    config = load_config(write(tmp_path, GOOD.replace(old, new, 1)))
+    with pytest.raises(ConfigError) as info:
+        build_problem(config)
+    message = str(info.value)
+    assert message.startswith(path + ":"), message
+    assert word in message, message
+
+
+def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"malformed YAML at line 3"):
+        load_config(write(tmp_path, "name: t\nspace: {architecture: [\n"))
+
+
+def test_not_a_mapping_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(write(tmp_path, "- 1\n- 2\n"))
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_duplicate_nested_key_names_full_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^hardware\.device: duplicate key \(lines 3 and 3\)"):
+        load_config(write(tmp_path, GOOD.replace("device: xczu3eg", "device: xczu3eg, device: xczu9eg")))
+
+
+def test_constraint_parsing() -> None:
+    c = parse_constraint("accuracy", ">= 0.9")
+    assert (c.value(0.95), c.holds(0.95), c.holds(0.85)) == (pytest.approx(-0.05), True, False)
+    assert parse_constraint("latency_ms", 5).op == "<="
+    with pytest.raises(ValueError):
+        parse_constraint("latency_ms", "<= inf")
