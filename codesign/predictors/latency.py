@@ -37,6 +37,16 @@ _BASE_COLUMNS = (
     "macs", "bit_ops", "act_bytes", "weight_bytes", "ops_pool", "ops_add", "n_layers",
     "tiling_ms", "folding_sum_ms", "folding_max_ms",
 )  # fmt: skip
+_KERNEL_COLUMNS = ("macs_k1", "macs_k3", "macs_k5", "macs_dw", "macs_linear", "ops_pool", "ops_add")
+BASES = {
+    "scale": _BASE_COLUMNS,
+    "kernels": _KERNEL_COLUMNS,
+    "prior": (PRIOR_FEATURE,),
+    "prior+kernels": (PRIOR_FEATURE, *_KERNEL_COLUMNS),
+}
+"""Column sets of the linear base: ``kernels`` is a per-kernel-type cost table (latency = sum over layer
+types of a cost per MAC or per element operation, nn-Meter's additivity), ``prior`` a linear calibration
+of an estimate such as a simulator's."""
 _CYCLE_COLUMNS = {"tiling_ms": "tiling_cycles", "folding_sum_ms": "folding_cycles_sum", "folding_max_ms": "folding_cycles_max"}
 
 
@@ -110,7 +120,8 @@ class LatencyPredictor:
     """Latency (ms) of (network, accelerator) pairs; see the module docstring for the two ways it learns.
 
     ``residual`` is ``"xgboost"`` or ``"none"`` (the linear base alone, for very few whole-network
-    samples). Learned attributes: ``mode_`` (``"layer"`` or ``"network"``), ``featurizer_``, ``schema_``,
+    samples). ``base`` names the columns of the whole-network linear base (:data:`BASES`); ``"auto"`` is
+    ``"prior"`` when a prior is given, else ``"scale"``. Learned attributes: ``mode_`` (``"layer"`` or ``"network"``), ``featurizer_``, ``schema_``,
     ``base_`` (the linear base or calibration), ``booster_`` (``None`` without a residual model).
     """
 
@@ -118,6 +129,7 @@ class LatencyPredictor:
         self,
         *,
         residual: str = "xgboost",
+        base: str = "auto",
         n_estimators: int = 600,
         max_depth: int = 8,
         learning_rate: float = 0.05,
@@ -127,6 +139,7 @@ class LatencyPredictor:
         seed: int = 0,
     ) -> None:
         self.residual = residual
+        self.base = base
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -136,7 +149,7 @@ class LatencyPredictor:
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
-        keys = ("residual", "n_estimators", "max_depth", "learning_rate", "subsample", "min_child_weight", "reg_lambda", "seed")
+        keys = ("residual", "base", "n_estimators", "max_depth", "learning_rate", "subsample", "min_child_weight", "reg_lambda", "seed")
         return {k: getattr(self, k) for k in keys}
 
     def _booster(self) -> xgb.XGBRegressor:
@@ -171,7 +184,12 @@ class LatencyPredictor:
             schema = FeatureSchema(schema.name, schema.version, (*schema.names, PRIOR_FEATURE))
         self.schema_ = schema
         X = self._network_matrix(networks, accels, prior_ms)
-        columns = (PRIOR_FEATURE,) if prior_ms is not None else _BASE_COLUMNS
+        base = self.base if self.base != "auto" else ("prior" if prior_ms is not None else "scale")
+        if base not in BASES:
+            raise CodesignError(f"latency predictor: base {self.base!r} unknown; expected auto, {', '.join(BASES)}")
+        columns = BASES[base]
+        if (PRIOR_FEATURE in columns) != (prior_ms is not None):
+            raise CodesignError(f"latency predictor: base {base!r} {'needs' if prior_ms is None else 'does not use'} prior_ms")
         design = np.column_stack([_column(X, schema, name) for name in columns])
         self.base_ = LinearFit.fit(columns, design, y)
         base = np.maximum(self.base_.predict(design), 1e-12)

@@ -31,6 +31,11 @@ def random_pairs(n_per_family: int, seed: int) -> tuple[list, list, list]:
 
 
 @pytest.fixture(scope="session")
+def make_pairs():
+    return random_pairs
+
+
+@pytest.fixture(scope="session")
 def overlay_samples() -> LatencySamples:
     networks, accels, families = random_pairs(40, seed=0)
     return sample_hardware(OverlayModel(), networks, accels, families)

@@ -1,0 +1,69 @@
+"""``codesign hardware import MEASUREMENTS.csv --name NAME``: learn a hardware model from measured latencies.
+
+The table's rows give a network (a JSON layer list in ``layers``, or an architecture id in ``arch`` of the
+space named by ``space`` or ``--space``), optionally the accelerator configuration (``accelerator``, JSON),
+the measured ``latency_ms`` and optionally ``energy_mj``. With ``--prior MODEL`` a simulator's estimate is
+the starting point and only the correction is learned (best with 10-50 rows). The model is saved as
+``<out>/<name>/`` (``--out``, else ``$CODESIGN_MODELS``, else ``./models``); an experiment uses it with
+``hardware: {model: measured:NAME}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from codesign.errors import CodesignError
+from codesign.predictors.measurements import read_measurements
+from simulators.measured import MeasuredModel, models_dir
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def register(hardware_subparsers: Any) -> None:
+    """Add the ``import`` action to the ``codesign hardware`` group."""
+    p = hardware_subparsers.add_parser("import", help="learn a hardware model from a table of measured latencies", description=__doc__,
+                                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("table", metavar="MEASUREMENTS.csv", help="CSV table of measurements")
+    p.add_argument("--name", required=True, help="name of the model (letters, digits, _ . -)")
+    p.add_argument("--prior", default=None, metavar="MODEL", help="hardware model whose estimate is the prior (e.g. overlay)")
+    p.add_argument("--device", default=None, help="device on which the prior picks its best accelerator for rows without one")
+    p.add_argument("--clock-mhz", type=float, default=None, help="clock for the prior's best accelerator (default: the device's)")
+    p.add_argument("--space", default=None, help="search space of the 'arch' ids when the table has no 'space' column")
+    p.add_argument("--out", default=None, metavar="DIR", help="models folder (default $CODESIGN_MODELS or ./models)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds and the trees")
+    p.add_argument("--force", action="store_true", help="overwrite an existing model of that name")
+    p.set_defaults(handler=handle_import)
+
+
+def handle_import(args: argparse.Namespace) -> int:
+    if not _NAME.match(args.name):
+        raise CodesignError(f"--name {args.name!r}: expected letters, digits, '_', '.' or '-' (no path separators)")
+    target = models_dir(args.out) / args.name
+    if target.exists() and not args.force:
+        raise CodesignError(f"a model named {args.name!r} already exists at {target}; pass --force to replace it")
+    from search_spaces.registry import make_space
+
+    table = read_measurements(args.table, resolve_space=make_space, default_space=args.space)
+    prior = None
+    if args.prior is not None:
+        from simulators.registry import make_hardware_model
+
+        prior = make_hardware_model(args.prior)
+    model = MeasuredModel.fit(
+        name=args.name, networks=table.networks, accels=table.accels, latency_ms=table.latency_ms,
+        energy_mj=table.energy_mj, prior=prior, prior_name=args.prior, device=args.device,
+        clock_mhz=args.clock_mhz, seed=args.seed,
+    )  # fmt: skip
+    model.save(target)
+    c = model.confidence
+    print(f"imported {len(table)} measurements as {args.name!r} -> {target}")
+    print(f"latency method: {c.method} (chosen by {c.folds}-fold cross-validation among "
+          + ", ".join(f"{m} {v:.1%}" for m, v in c.candidates) + ")")  # fmt: skip
+    print(f"cross-validated MAPE {c.cv_mape:.1%}, within +-10% {c.cv_within_10:.0%}, Spearman {c.cv_spearman:.3f}")
+    print(f"90% interval per prediction: x{c.interval_low:.3f} .. x{c.interval_high:.3f}")
+    if model.energy_confidence is not None:
+        print(f"energy: {model.energy_confidence.method}, cross-validated MAPE {model.energy_confidence.cv_mape:.1%}")
+    print(f"use it with  hardware: {{model: measured:{args.name}}}")
+    return 0
