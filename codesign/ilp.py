@@ -64,7 +64,11 @@ class Budget:
         return cls(column, alpha=value) if is_alpha else cls(column, limit=value)
 
     def __str__(self) -> str:
-        return f"{self.column}<=alpha:{self.alpha:g}" if self.alpha is not None else f"{self.column}<={self.limit:g}"
+        return (
+            f"{self.column}<=alpha:{self.alpha:g}"
+            if self.alpha is not None
+            else f"{self.column}<={self.limit:g}"
+        )
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,9 @@ class BitAllocationProblem:
             raise CodesignError(f"bit allocation: duplicate layer(s) {', '.join(dup)}")
         n = len(self.layers)
         if len(self.choices) != n or len(self.omega) != n:
-            raise CodesignError(f"bit allocation: {n} layers but {len(self.choices)} choice sets and {len(self.omega)} omega rows")
+            raise CodesignError(
+                f"bit allocation: {n} layers but {len(self.choices)} choice sets and {len(self.omega)} omega rows"
+            )
         for name, bits, row in zip(self.layers, self.choices, self.omega, strict=True):
             _check_row(name, bits, row, "omega")
         columns = [c for c, _ in self.costs]
@@ -102,12 +108,16 @@ class BitAllocationProblem:
             raise CodesignError(f"bit allocation: duplicate cost column(s) in {columns}")
         for column, table in self.costs:
             if len(table) != n:
-                raise CodesignError(f"bit allocation: cost column {column!r} has {len(table)} rows, expected {n}")
+                raise CodesignError(
+                    f"bit allocation: cost column {column!r} has {len(table)} rows, expected {n}"
+                )
             for name, bits, row in zip(self.layers, self.choices, table, strict=True):
                 _check_row(name, bits, row, column)
         for budget in self.budgets:
             if budget.column not in columns:
-                raise CodesignError(f"budget {budget}: unknown cost column {budget.column!r}; known: {', '.join(columns) or 'none'}")
+                raise CodesignError(
+                    f"budget {budget}: unknown cost column {budget.column!r}; known: {', '.join(columns) or 'none'}"
+                )
         object.__setattr__(self, "_groups", _build_groups(self))
 
     @classmethod
@@ -127,7 +137,9 @@ class BitAllocationProblem:
         allowed = allowed or {}
         unknown = sorted(set(allowed) - set(omega))
         if unknown:
-            raise CodesignError(f"bit allocation: allowed bits given for unknown layer(s) {', '.join(unknown)}")
+            raise CodesignError(
+                f"bit allocation: allowed bits given for unknown layer(s) {', '.join(unknown)}"
+            )
         layers = tuple(omega)
         choices = []
         for name in layers:
@@ -145,13 +157,18 @@ class BitAllocationProblem:
                 row = per_layer.get(name)
                 missing = [b for b in layer_bits if row is None or b not in row]
                 if row is None or missing:
-                    raise CodesignError(f"cost column {column!r}: no value for layer {name!r} at bits {missing or list(layer_bits)}")
+                    raise CodesignError(
+                        f"cost column {column!r}: no value for layer {name!r} at bits {missing or list(layer_bits)}"
+                    )
                 table.append(tuple(float(row[b]) for b in layer_bits))
             tables.append((column, tuple(table)))
         return cls(
             layers=layers,
             choices=tuple(choices),
-            omega=tuple(tuple(float(omega[n][b]) for b in layer_bits) for n, layer_bits in zip(layers, choices, strict=True)),
+            omega=tuple(
+                tuple(float(omega[n][b]) for b in layer_bits)
+                for n, layer_bits in zip(layers, choices, strict=True)
+            ),
             costs=tuple(tables),
             ties=tuple(tuple(group) for group in ties),
             fixed=tuple(sorted((fixed or {}).items())),
@@ -159,7 +176,9 @@ class BitAllocationProblem:
         )
 
     def with_budgets(self, budgets: Sequence[Budget]) -> BitAllocationProblem:
-        return BitAllocationProblem(self.layers, self.choices, self.omega, self.costs, self.ties, self.fixed, tuple(budgets))
+        return BitAllocationProblem(
+            self.layers, self.choices, self.omega, self.costs, self.ties, self.fixed, tuple(budgets)
+        )
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -171,7 +190,10 @@ class BitAllocationProblem:
         c = self.columns.index(column) if column in self.columns else -1
         if c < 0:
             raise CodesignError(f"unknown cost column {column!r}; known: {', '.join(self.columns) or 'none'}")
-        return (sum(float(g.costs[c][0]) for g in self._groups), sum(float(g.costs[c][-1]) for g in self._groups))
+        return (
+            sum(float(g.costs[c][0]) for g in self._groups),
+            sum(float(g.costs[c][-1]) for g in self._groups),
+        )
 
     def limit(self, budget: Budget) -> float:
         """The absolute limit of ``budget`` in its column's unit."""
@@ -202,7 +224,9 @@ class BitAllocation:
             "bits": self.bits_dict(),
             "objective": self.objective,
             "values": self.values_dict(),
-            "budgets": {column: {"limit": limit, "value": self.values_dict()[column]} for column, limit in self.limits},
+            "budgets": {
+                column: {"limit": limit, "value": self.values_dict()[column]} for column, limit in self.limits
+            },
         }
 
 
@@ -220,7 +244,9 @@ def _check_row(name: str, bits: tuple[int, ...], row: tuple[float, ...], what: s
     if not bits:
         raise CodesignError(f"layer {name!r}: no allowed bit-widths")
     if list(bits) != sorted(set(bits)) or any(b < 1 for b in bits):
-        raise CodesignError(f"layer {name!r}: bit choices must be distinct positive integers in ascending order, got {bits}")
+        raise CodesignError(
+            f"layer {name!r}: bit choices must be distinct positive integers in ascending order, got {bits}"
+        )
     if len(row) != len(bits):
         raise CodesignError(f"layer {name!r}: {what} has {len(row)} values for {len(bits)} bit choices")
     if not all(math.isfinite(v) for v in row):
@@ -256,20 +282,30 @@ def _build_groups(problem: BitAllocationProblem) -> tuple[_Group, ...]:
         common = set(problem.choices[idx[0]]).intersection(*(problem.choices[i] for i in idx[1:]))
         pins = {fixed[n] for n in names if n in fixed}
         if len(pins) > 1:
-            raise CodesignError(f"tied layers {', '.join(names)} are fixed to different bit-widths {sorted(pins)}")
+            raise CodesignError(
+                f"tied layers {', '.join(names)} are fixed to different bit-widths {sorted(pins)}"
+            )
         if pins:
             pin = pins.pop()
             if pin not in common:
-                raise CodesignError(f"layers {', '.join(names)}: fixed bits {pin} not among allowed {sorted(common)}")
+                raise CodesignError(
+                    f"layers {', '.join(names)}: fixed bits {pin} not among allowed {sorted(common)}"
+                )
             common = {pin}
         if not common:
             raise CodesignError(f"tied layers {', '.join(names)} share no allowed bit-width")
         bits = tuple(sorted(common))
 
-        def summed(table: tuple[tuple[float, ...], ...], idx: list[int] = idx, bits: tuple[int, ...] = bits) -> np.ndarray:
-            return np.array([sum(table[i][problem.choices[i].index(b)] for i in idx) for b in bits], dtype=float)
+        def summed(
+            table: tuple[tuple[float, ...], ...], idx: list[int] = idx, bits: tuple[int, ...] = bits
+        ) -> np.ndarray:
+            return np.array(
+                [sum(table[i][problem.choices[i].index(b)] for i in idx) for b in bits], dtype=float
+            )
 
-        groups.append(_Group(tuple(idx), bits, summed(problem.omega), tuple(summed(t) for _, t in problem.costs)))
+        groups.append(
+            _Group(tuple(idx), bits, summed(problem.omega), tuple(summed(t) for _, t in problem.costs))
+        )
     return tuple(groups)
 
 
@@ -279,7 +315,10 @@ def _scale(values: Sequence[np.ndarray]) -> float:
 
 
 def _solve(
-    problem: BitAllocationProblem, objective: int | None, limits: Mapping[int, float], time_limit_s: float | None
+    problem: BitAllocationProblem,
+    objective: int | None,
+    limits: Mapping[int, float],
+    time_limit_s: float | None,
 ) -> list[int] | None:
     """Index of the chosen bit-width per group, or ``None`` when the constraints admit no point.
 
@@ -288,7 +327,10 @@ def _solve(
     """
     groups = problem._groups
     prog = pulp.LpProblem("bit_allocation", pulp.LpMinimize)
-    x = [[prog.add_variable(f"x_{g}_{k}", 0, 1, cat="Binary") for k in range(len(grp.bits))] for g, grp in enumerate(groups)]
+    x = [
+        [prog.add_variable(f"x_{g}_{k}", 0, 1, cat="Binary") for k in range(len(grp.bits))]
+        for g, grp in enumerate(groups)
+    ]
     weights = [grp.omega if objective is None else grp.costs[objective] for grp in groups]
     scale = _scale(weights)
     prog += pulp.lpSum(float(w[k]) / scale * x[g][k] for g, w in enumerate(weights) for k in range(len(w)))
@@ -298,12 +340,17 @@ def _solve(
         rows = [grp.costs[c] for grp in groups]
         cs = _scale(rows)
         slack = _FEASIBILITY_TOL * max(1.0, abs(limit)) / cs
-        prog += pulp.lpSum(float(r[k]) / cs * x[g][k] for g, r in enumerate(rows) for k in range(len(r))) <= limit / cs + slack
+        prog += (
+            pulp.lpSum(float(r[k]) / cs * x[g][k] for g, r in enumerate(rows) for k in range(len(r)))
+            <= limit / cs + slack
+        )
     with warnings.catch_warnings():
         # pulp 3.x announces the bundled CBC's removal in 4.0; it is the only CBC a plain install has
         warnings.simplefilter("ignore", DeprecationWarning)
         # CBC 2.10's integer preprocessing can drop the optimum after substituting fixed rows: keep it off
-        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=0.0, threads=1, options=["preprocess off"])
+        solver = pulp.PULP_CBC_CMD(
+            msg=False, timeLimit=time_limit_s, gapRel=0.0, threads=1, options=["preprocess off"]
+        )
         status = prog.solve(solver)
     if status == pulp.LpStatusInfeasible:
         return None
@@ -315,7 +362,9 @@ def _solve(
     return [max(range(len(row)), key=lambda k, row=row: float(row[k].varValue or 0.0)) for row in x]  # type: ignore[misc]
 
 
-def _result(problem: BitAllocationProblem, chosen: Sequence[int], limits: Mapping[int, float]) -> BitAllocation:
+def _result(
+    problem: BitAllocationProblem, chosen: Sequence[int], limits: Mapping[int, float]
+) -> BitAllocation:
     bits: dict[str, int] = {}
     for grp, k in zip(problem._groups, chosen, strict=True):
         for i in grp.members:
@@ -353,7 +402,11 @@ def _raise_infeasible(problem: BitAllocationProblem, time_limit_s: float | None)
             break
         smallest = float(sum(grp.costs[c][k] for grp, k in zip(problem._groups, best, strict=True)))
         if smallest > limit + _FEASIBILITY_TOL * max(1.0, abs(limit)):
-            given = f" given {', '.join(str(b) for b in problem.budgets[: problem.budgets.index(budget)])}" if imposed else ""
+            given = (
+                f" given {', '.join(str(b) for b in problem.budgets[: problem.budgets.index(budget)])}"
+                if imposed
+                else ""
+            )
             raise InfeasibleError(
                 f"budget {budget} (limit {limit:.6g}) is infeasible{given}: the smallest feasible {budget.column} is {smallest:.6g}"
             )
@@ -386,7 +439,9 @@ def sensitivity_front(
     Returns the distinct non-dominated optima, cheapest first.
     """
     if column not in problem.columns:
-        raise CodesignError(f"front: unknown cost column {column!r}; known: {', '.join(problem.columns) or 'none'}")
+        raise CodesignError(
+            f"front: unknown cost column {column!r}; known: {', '.join(problem.columns) or 'none'}"
+        )
     if points is not None and points < 2:
         raise CodesignError(f"front: points must be >= 2 or None, got {points}")
     others = problem.with_budgets([b for b in problem.budgets if b.column != column])

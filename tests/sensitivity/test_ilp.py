@@ -52,12 +52,19 @@ def random_case(seed: int) -> tuple[BitAllocationProblem, list[list[str]]]:
             budgets.append(Budget(column, limit=float(low + rng.uniform(-0.05, 0.6) * (high - low))))
     ties = [g for g in groups if len(g) > 1]
     problem = BitAllocationProblem.from_tables(
-        omega=omega, costs={"size_mb": size, "latency_ms": latency}, ties=ties, fixed=fixed, budgets=budgets, allowed=allowed
+        omega=omega,
+        costs={"size_mb": size, "latency_ms": latency},
+        ties=ties,
+        fixed=fixed,
+        budgets=budgets,
+        allowed=allowed,
     )
     return problem, groups
 
 
-def enumerate_all(problem: BitAllocationProblem, groups: list[list[str]]) -> tuple[list[dict[str, int]], np.ndarray, dict[str, np.ndarray]]:
+def enumerate_all(
+    problem: BitAllocationProblem, groups: list[list[str]]
+) -> tuple[list[dict[str, int]], np.ndarray, dict[str, np.ndarray]]:
     """Every assignment the ties, allowed sets and fixed layers permit, with its omega and cost totals."""
     fixed = dict(problem.fixed)
     options = []
@@ -115,7 +122,9 @@ def test_infeasible_budget_reports_smallest_feasible_value(seed: int) -> None:
         allocate_bits(tight)
     assert smallest_in_message(error) == pytest.approx(smallest, rel=1e-5)
     # exactly the reported value is feasible again
-    assert allocate_bits(problem.with_budgets([Budget("latency_ms", limit=smallest)])).values_dict()["latency_ms"] <= smallest * (1 + 1e-9)
+    assert allocate_bits(problem.with_budgets([Budget("latency_ms", limit=smallest)])).values_dict()[
+        "latency_ms"
+    ] <= smallest * (1 + 1e-9)
 
 
 def test_conflicting_budgets_report_the_second_given_the_first() -> None:
@@ -125,7 +134,10 @@ def test_conflicting_budgets_report_the_second_given_the_first() -> None:
     within = costs["size_mb"] <= size_limit * (1 + 1e-9)
     smallest_latency = float(costs["latency_ms"][within].min())
     assert smallest_latency > costs["latency_ms"].min()  # the conflict is real, not the latency alone
-    budgets = [Budget("size_mb", limit=size_limit), Budget("latency_ms", limit=float(costs["latency_ms"].min()))]
+    budgets = [
+        Budget("size_mb", limit=size_limit),
+        Budget("latency_ms", limit=float(costs["latency_ms"].min())),
+    ]
     with pytest.raises(InfeasibleError, match=r"given size_mb<=") as error:
         allocate_bits(problem.with_budgets(budgets))
     assert smallest_in_message(error) == pytest.approx(smallest_latency, rel=1e-5)
@@ -169,7 +181,9 @@ def test_bad_problems_are_rejected_with_the_bad_value() -> None:
     with pytest.raises(CodesignError, match="share no allowed bit-width"):
         BitAllocationProblem.from_tables(omega={"a": {2: 1.0}, "b": {8: 1.0}}, ties=[("a", "b")])
     with pytest.raises(CodesignError, match="unknown cost column 'bops'"):
-        BitAllocationProblem.from_tables(omega=omega, costs={"size": size}, budgets=[Budget("bops", limit=1.0)])
+        BitAllocationProblem.from_tables(
+            omega=omega, costs={"size": size}, budgets=[Budget("bops", limit=1.0)]
+        )
     with pytest.raises(CodesignError, match="no value for layer 'b'"):
         BitAllocationProblem.from_tables(omega=omega, costs={"size": {"a": size["a"]}})
     with pytest.raises(CodesignError, match="fixed bits 2 not among"):
@@ -215,7 +229,9 @@ def test_exact_front_equals_brute_force_front(seed: int) -> None:
     assert 3 <= len(swept) <= 8
     on_front = {round(c, 12) for c, _ in expected}
     assert all(round(p.values_dict()["size_mb"], 12) in on_front for p in swept)
-    assert swept[0].objective == pytest.approx(expected[0][1]) and swept[-1].objective == pytest.approx(expected[-1][1])
+    assert swept[0].objective == pytest.approx(expected[0][1]) and swept[-1].objective == pytest.approx(
+        expected[-1][1]
+    )
 
 
 def test_network_costs_follow_layer_shapes() -> None:
