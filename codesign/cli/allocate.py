@@ -1,0 +1,244 @@
+"""``codesign allocate-bits LAYERS.csv --budget "latency_ms<=3.5"``: the proven-optimal per-layer bit-widths
+for any model, from a table with one row per (layer, bits): columns ``layer``, ``bits``, ``omega`` (the
+layer's perturbation at those bits) and any cost columns the budgets name (``size_mb``, ``bops``,
+``latency_ms``, ``dsp``, ...). Budgets are absolute (``size_mb<=1.5``) or a fraction between the all-lowest
+and all-highest network (``size_mb<=alpha:0.5``)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from codesign.cli.format import table
+from codesign.errors import CodesignError
+from codesign.ilp import BitAllocation, BitAllocationProblem, Budget, allocate_bits, sensitivity_front
+
+REQUIRED = ("layer", "bits", "omega")
+
+
+@dataclass(frozen=True)
+class LayerTable:
+    """A parsed LAYERS.csv: ``omega[layer][bits]`` and ``costs[column][layer][bits]`` in file order."""
+
+    omega: dict[str, dict[int, float]]
+    costs: dict[str, dict[str, dict[int, float]]]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "allocate-bits",
+        help="optimal per-layer bit-widths under budgets (integer program)",
+        description=__doc__,
+    )
+    p.add_argument(
+        "layers_csv",
+        metavar="LAYERS.csv",
+        help="one row per (layer, bits): layer, bits, omega and cost columns",
+    )
+    p.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        help='e.g. "latency_ms<=3.5" or "size_mb<=alpha:0.5" (repeatable)',
+    )
+    p.add_argument(
+        "--tie",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="layers that must share their bits (repeatable)",
+    )
+    p.add_argument(
+        "--fix", action="append", default=[], metavar="LAYER=BITS", help="pin a layer's bits (repeatable)"
+    )
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="LAYER=B1,B2",
+        help="narrow a layer's bit choices (repeatable)",
+    )
+    p.add_argument(
+        "--front",
+        metavar="COLUMN",
+        help="print the sensitivity-versus-COLUMN front instead of one allocation",
+    )
+    p.add_argument(
+        "--points",
+        type=int,
+        default=0,
+        help="with --front: sweep this many budgets (default: the exact front)",
+    )
+    p.add_argument("--out", help="also write the result as JSON to this file")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(handler=handle)
+
+
+def _number(text: str | None, row: int, column: str, path: str) -> float:
+    try:
+        value = float(text if text is not None else "")
+    except ValueError:
+        raise CodesignError(f"{path} row {row}, column {column!r}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise CodesignError(f"{path} row {row}, column {column!r}: {text!r} is not a finite number")
+    return value
+
+
+def read_layer_table(path: str | Path, cost_columns: list[str]) -> LayerTable:
+    """Parse LAYERS.csv; ``cost_columns`` must be numeric in every row, other extra columns are reported
+    when they are numeric throughout. Rows are numbered as in a spreadsheet (header = row 1)."""
+    name = str(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+            header = list(rows[0].keys()) if rows else []
+    except FileNotFoundError:
+        raise CodesignError(f"{name}: no such file") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CodesignError(f"{name}: not a readable CSV table ({exc})") from None
+    if not rows:
+        raise CodesignError(
+            f"{name}: no rows (expected a header with {', '.join(REQUIRED)} and one row per layer and bits)"
+        )
+    missing = [c for c in (*REQUIRED, *cost_columns) if c not in header]
+    if missing:
+        known = ", ".join(c for c in header if c not in REQUIRED) or "none"
+        raise CodesignError(f"{name}: missing column(s) {', '.join(missing)}; cost columns present: {known}")
+    extra = [c for c in header if c not in REQUIRED and c not in cost_columns and c is not None]
+    reported = [c for c in extra if all(_is_finite(r.get(c)) for r in rows)]
+    omega: dict[str, dict[int, float]] = {}
+    costs: dict[str, dict[str, dict[int, float]]] = {c: {} for c in (*cost_columns, *reported)}
+    for number, row in enumerate(rows, start=2):
+        if None in row:
+            raise CodesignError(f"{name} row {number}: more cells than header columns")
+        layer = (row["layer"] or "").strip()
+        if not layer:
+            raise CodesignError(f"{name} row {number}, column 'layer': empty layer name")
+        bits_value = _number(row["bits"], number, "bits", name)
+        if bits_value != int(bits_value) or bits_value < 1:
+            raise CodesignError(
+                f"{name} row {number}, column 'bits': {row['bits']!r} is not a positive integer"
+            )
+        bits = int(bits_value)
+        if bits in omega.get(layer, {}):
+            raise CodesignError(f"{name} row {number}: second row for layer {layer!r} at {bits} bits")
+        omega.setdefault(layer, {})[bits] = _number(row["omega"], number, "omega", name)
+        for column in costs:
+            costs[column].setdefault(layer, {})[bits] = _number(row[column], number, column, name)
+    return LayerTable(omega, costs)
+
+
+def _is_finite(text: str | None) -> bool:
+    try:
+        return math.isfinite(float(text if text is not None else ""))
+    except ValueError:
+        return False
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        layer, sep, value = item.partition("=")
+        if not sep or not layer.strip() or not value.strip():
+            raise CodesignError(f"{flag} {item!r}: expected LAYER=VALUE")
+        out[layer.strip()] = value.strip()
+    return out
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise CodesignError(f"{flag}: {text!r} is not a comma-separated list of integers") from None
+
+
+def build_problem(args: argparse.Namespace) -> BitAllocationProblem:
+    """The integer program the command line describes (the table checked for completeness)."""
+    budgets = [Budget.parse(text) for text in args.budget]
+    columns = list(dict.fromkeys([b.column for b in budgets] + ([args.front] if args.front else [])))
+    table = read_layer_table(args.layers_csv, columns)
+    allowed = {layer: _int_list(v, "--allow") for layer, v in _pairs(args.allow, "--allow").items()}
+    fixed = {layer: _int_list(v, "--fix")[0] for layer, v in _pairs(args.fix, "--fix").items()}
+    ties = [[n.strip() for n in text.split(",") if n.strip()] for text in args.tie]
+    for group in ties:
+        if len(group) < 2:
+            raise CodesignError(f"--tie {','.join(group)!r}: name at least two layers separated by commas")
+    every = sorted({b for per_bits in table.omega.values() for b in per_bits})
+    for layer, per_bits in table.omega.items():
+        need = allowed.get(layer, every)
+        lacking = [b for b in need if b not in per_bits]
+        if lacking:
+            raise CodesignError(
+                f"{args.layers_csv}: layer {layer!r} has no row for bits {', '.join(map(str, lacking))} "
+                f"(every layer needs {', '.join(map(str, every))}; narrow a layer with --allow {layer}=B1,B2)"
+            )
+    unknown = sorted((set(allowed) | set(fixed) | {n for g in ties for n in g}) - set(table.omega))
+    if unknown:
+        raise CodesignError(
+            f"no layer named {', '.join(unknown)} in {args.layers_csv}; layers: {', '.join(table.omega)}"
+        )
+    return BitAllocationProblem.from_tables(
+        omega=table.omega, costs=table.costs, ties=ties, fixed=fixed, budgets=budgets, allowed=allowed or None
+    )
+
+
+def _report(result: BitAllocation, problem: BitAllocationProblem) -> dict[str, Any]:
+    out = result.to_dict()
+    out["budgets"] = {
+        str(b): {"column": b.column, "limit": problem.limit(b), "value": result.values_dict()[b.column]}
+        for b in problem.budgets
+    }
+    return out
+
+
+def _text(result: BitAllocation, problem: BitAllocationProblem) -> str:
+    index = {name: i for i, name in enumerate(problem.layers)}
+    rows = []
+    for layer, bits in result.bits:
+        i = index[layer]
+        k = problem.choices[i].index(bits)
+        row: dict[str, Any] = {"layer": layer, "bits": bits, "omega": problem.omega[i][k]}
+        row.update({column: t[i][k] for column, t in problem.costs})
+        rows.append(row)
+    lines = [table(pd.DataFrame(rows)), "", f"objective (summed omega): {result.objective:.6g}"]
+    values = result.values_dict()
+    for b in problem.budgets:
+        lines.append(f"budget {b}: {values[b.column]:.6g} <= {problem.limit(b):.6g}")
+    return "\n".join(lines)
+
+
+def handle(args: argparse.Namespace) -> int:
+    problem = build_problem(args)
+    if args.front:
+        if args.points < 0 or args.points == 1:
+            raise CodesignError(f"--points must be 0 (exact front) or >= 2, got {args.points}")
+        front = sensitivity_front(problem, args.front, points=args.points or None)
+        payload: Any = {"column": args.front, "points": [p.to_dict() for p in front]}
+        text = json.dumps(payload, indent=2) if args.format == "json" else _front_text(front, args.front)
+    else:
+        result = allocate_bits(problem)
+        payload = _report(result, problem)
+        text = json.dumps(payload, indent=2) if args.format == "json" else _text(result, problem)
+    if args.out:
+        try:
+            Path(args.out).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise CodesignError(f"--out {args.out}: cannot write ({exc.strerror})") from None
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+def _front_text(front: tuple[BitAllocation, ...], column: str) -> str:
+    rows = [
+        {column: p.values_dict()[column], "omega": p.objective, "bits": " ".join(str(b) for _, b in p.bits)}
+        for p in front
+    ]
+    return f"{len(front)} optimal points, omega against {column}\n" + table(pd.DataFrame(rows))
