@@ -180,6 +180,27 @@ class BitAllocationProblem:
             self.layers, self.choices, self.omega, self.costs, self.ties, self.fixed, tuple(budgets)
         )
 
+    def narrowed(self, max_bits: int) -> BitAllocationProblem | None:
+        """The same problem with every layer limited to bit-widths ``<= max_bits`` and every ``alpha``
+        budget turned into its absolute limit on this (un-narrowed) problem; ``None`` when some group of
+        tied layers would have no bit-width left."""
+        if any(min(g.bits) > max_bits for g in self._groups):
+            return None
+        keep = [tuple(k for k, b in enumerate(bits) if b <= max_bits) for bits in self.choices]
+
+        def cut(table: tuple[tuple[float, ...], ...]) -> tuple[tuple[float, ...], ...]:
+            return tuple(tuple(row[k] for k in ks) for row, ks in zip(table, keep, strict=True))
+
+        return BitAllocationProblem(
+            self.layers,
+            tuple(tuple(bits[k] for k in ks) for bits, ks in zip(self.choices, keep, strict=True)),
+            cut(self.omega),
+            tuple((column, cut(table)) for column, table in self.costs),
+            self.ties,
+            self.fixed,
+            tuple(Budget(b.column, limit=self.limit(b)) for b in self.budgets),
+        )
+
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(c for c, _ in self.costs)
@@ -319,13 +340,17 @@ def _solve(
     objective: int | None,
     limits: Mapping[int, float],
     time_limit_s: float | None,
+    require_bits: int | None = None,
 ) -> list[int] | None:
     """Index of the chosen bit-width per group, or ``None`` when the constraints admit no point.
 
-    ``objective`` is a cost-column index to minimise, or ``None`` for the summed omega. Rows are scaled
-    to unit magnitude so CBC's absolute tolerances work for omega values of any size.
+    ``objective`` is a cost-column index to minimise, or ``None`` for the summed omega; with
+    ``require_bits`` at least one group takes that bit-width. Rows are scaled to unit magnitude so CBC's
+    absolute tolerances work for omega values of any size.
     """
     groups = problem._groups
+    if require_bits is not None and not any(require_bits in grp.bits for grp in groups):
+        return None
     prog = pulp.LpProblem("bit_allocation", pulp.LpMinimize)
     x = [
         [prog.add_variable(f"x_{g}_{k}", 0, 1, cat="Binary") for k in range(len(grp.bits))]
@@ -336,6 +361,13 @@ def _solve(
     prog += pulp.lpSum(float(w[k]) / scale * x[g][k] for g, w in enumerate(weights) for k in range(len(w)))
     for g in range(len(groups)):
         prog += pulp.lpSum(x[g]) == 1
+    if require_bits is not None:
+        prog += (
+            pulp.lpSum(
+                x[g][grp.bits.index(require_bits)] for g, grp in enumerate(groups) if require_bits in grp.bits
+            )
+            >= 1
+        )
     for c, limit in limits.items():
         rows = [grp.costs[c] for grp in groups]
         cs = _scale(rows)
@@ -426,6 +458,25 @@ def allocate_bits(problem: BitAllocationProblem, *, time_limit_s: float | None =
         _raise_infeasible(problem, time_limit_s)
         raise AssertionError("unreachable")  # pragma: no cover
     return _result(problem, chosen, limits)
+
+
+def solve_program(
+    problem: BitAllocationProblem,
+    *,
+    minimise: str | None = None,
+    require_bits: int | None = None,
+    time_limit_s: float | None = None,
+) -> BitAllocation | None:
+    """The proven optimum of summed Omega (or of the cost column ``minimise``) under the problem's
+    budgets, with at least one layer at ``require_bits`` when given; ``None`` when nothing is feasible."""
+    if minimise is not None and minimise not in problem.columns:
+        raise CodesignError(
+            f"unknown cost column {minimise!r}; known: {', '.join(problem.columns) or 'none'}"
+        )
+    limits = _resolved_limits(problem)
+    objective = None if minimise is None else problem.columns.index(minimise)
+    chosen = _solve(problem, objective, limits, time_limit_s, require_bits)
+    return None if chosen is None else _result(problem, chosen, limits)
 
 
 def sensitivity_front(
