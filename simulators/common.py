@@ -7,7 +7,8 @@ same function on a single configuration, so the batch path and the scalar path a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,7 @@ from codesign.values import (
     Resources,
 )
 from simulators.costs import DEFAULT_ENERGY, PJ_TO_MJ, EnergyTable
-from simulators.devices import Device
+from simulators.devices import Device, DeviceCatalog, default_catalog
 
 KIND_CODES = {kind: i for i, kind in enumerate(LAYER_KINDS)}
 BATCH_KEYS = ("latency_ms", "throughput_fps", "energy_mj", *RESOURCE_NAMES, "feasible")
@@ -51,12 +52,19 @@ class LayerArrays:
 
     @classmethod
     def of(cls, network: Network) -> LayerArrays:
+        """The columns of ``network`` (cached: networks are immutable and the arrays are read-only)."""
+        return _layer_arrays(network)
+
+    @classmethod
+    def build(cls, network: Network) -> LayerArrays:
         for layer in network.layers:
             if layer.kind not in KIND_CODES:
                 raise CodesignError(f"layer {layer.name!r}: no cost model for kind {layer.kind!r}")
 
         def col(values: list[int]) -> np.ndarray:
-            return np.asarray(values, dtype=np.int64).reshape(-1, 1)
+            array = np.asarray(values, dtype=np.int64).reshape(-1, 1)
+            array.flags.writeable = False
+            return array
 
         layers = network.layers
         return cls(
@@ -88,6 +96,11 @@ class LayerArrays:
     @property
     def is_add(self) -> np.ndarray:
         return self.kind == KIND_CODES["add"]
+
+
+@functools.lru_cache(maxsize=64)
+def _layer_arrays(network: Network) -> LayerArrays:
+    return LayerArrays.build(network)
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,17 +147,28 @@ class BatchResult:
         totals = self.totals(device)
         latency = self.layer_latency_ms()[:, j]
         energy = self.layer_energy_mj(device)[:, j]
+        layer_res = np.stack([self.layer_resources[n][:, j] for n in RESOURCE_NAMES], axis=1).tolist()
+        zero = Resources()
         per_layer = tuple(
             LayerCost(
                 name=name,
-                cycles=int(self.cycles[i, j]),
-                latency_ms=float(latency[i]),
-                energy_mj=float(energy[i]),
-                offchip_bytes=float(self.offchip_bytes[i, j]),
-                bound="memory" if self.memory_bound[i, j] else "compute",
-                resources=Resources(**{n: int(self.layer_resources[n][i, j]) for n in RESOURCE_NAMES}),
+                cycles=cycles,
+                latency_ms=lat,
+                energy_mj=en,
+                offchip_bytes=off,
+                bound="memory" if mem else "compute",
+                resources=Resources(*res) if any(res) else zero,
             )
-            for i, name in enumerate(names)
+            for name, cycles, lat, en, off, mem, res in zip(
+                names,
+                self.cycles[:, j].tolist(),
+                latency.tolist(),
+                energy.tolist(),
+                self.offchip_bytes[:, j].tolist(),
+                self.memory_bound[:, j].tolist(),
+                layer_res,
+                strict=True,
+            )
         )
         used = Resources(**{n: int(self.resources[n][j]) for n in RESOURCE_NAMES})
         violations = used.exceeds(device.usable)
@@ -188,3 +212,49 @@ def int_param(config: AcceleratorConfig, name: str) -> int:
             f"accelerator ({config.template}): {name} must be a positive integer, got {value!r}"
         )
     return value
+
+
+class TemplateModel:
+    """The shared shell of the FPGA templates: device lookup, parameter checks, scalar and batch paths.
+
+    A template sets ``name`` and ``param_names`` and implements :meth:`_compute`; ``evaluate`` and
+    ``evaluate_batch`` both call it, so they agree exactly. Constructor options are keyword-only:
+    ``catalog`` resolves device names (built-in devices by default), ``energy`` holds the dynamic-energy
+    constants. The model keeps no other state.
+    """
+
+    name: str = ""
+    param_names: tuple[str, ...] = ()
+
+    def __init__(self, *, catalog: DeviceCatalog | None = None, energy: EnergyTable | None = None) -> None:
+        self.catalog = default_catalog() if catalog is None else catalog
+        self.energy = energy_table(energy)
+
+    def _compute(
+        self, layers: LayerArrays, configs: Sequence[AcceleratorConfig], device: Device
+    ) -> BatchResult:
+        raise NotImplementedError
+
+    def _arrays(
+        self, network: Network, configs: Sequence[AcceleratorConfig]
+    ) -> tuple[BatchResult, Device, LayerArrays]:
+        device = self.catalog.get(check_configs(self.name, list(configs)))
+        for config in configs:
+            unknown = sorted(set(config.param_dict()) - set(self.param_names))
+            if unknown:
+                raise CodesignError(
+                    f"{self.name}: unknown parameter(s) {', '.join(unknown)}; expected {', '.join(self.param_names)}"
+                )
+        layers = LayerArrays.of(network)
+        return self._compute(layers, configs, device), device, layers
+
+    def evaluate(self, network: Network, accel: AcceleratorConfig) -> HardwareReport:
+        """Latency, throughput, energy, resources and per-layer costs of ``network`` on ``accel``."""
+        result, device, layers = self._arrays(network, [accel])
+        return result.report(device, layers.names)
+
+    def evaluate_batch(self, network: Network, configs: Sequence[AcceleratorConfig]) -> dict[str, np.ndarray]:
+        """The totals of :meth:`evaluate` for many configurations of one device at once: arrays of length N
+        under ``latency_ms``, ``throughput_fps``, ``energy_mj``, the resource names and ``feasible``."""
+        result, device, _ = self._arrays(network, configs)
+        return result.totals(device)

@@ -34,7 +34,7 @@ import numpy as np
 
 from codesign.errors import CodesignError
 from codesign.values import RESOURCE_NAMES, AcceleratorConfig, HardwareReport, Network
-from simulators.common import BatchResult, LayerArrays, check_configs, energy_table
+from simulators.common import BatchResult, LayerArrays, TemplateModel
 from simulators.costs import (
     ACC_BITS,
     LUT_MULT_MAX_BITS,
@@ -46,7 +46,7 @@ from simulators.costs import (
     memory_cost,
     precision_class,
 )
-from simulators.devices import Device, DeviceCatalog, default_catalog
+from simulators.devices import Device
 
 DATAFLOW_PARAMS = ("pe", "simd")
 
@@ -158,31 +158,19 @@ def folding_param(config: AcceleratorConfig, name: str, n_layers: int) -> tuple[
     return value
 
 
-class DataflowModel:
-    """FINN-style dataflow accelerator model (template name ``"dataflow"``).
-
-    ``catalog`` resolves device names (built-in devices by default); ``energy`` holds the dynamic-energy
-    constants. Every method is a pure function of its arguments.
-    """
+class DataflowModel(TemplateModel):
+    """FINN-style dataflow accelerator model (template name ``"dataflow"``); options as
+    :class:`simulators.common.TemplateModel`."""
 
     name = "dataflow"
+    param_names = DATAFLOW_PARAMS
     resource_combine = "sum"
     """How per-layer resource tables combine into a design: one engine per layer, so they add up."""
 
-    def __init__(self, *, catalog: DeviceCatalog | None = None, energy: EnergyTable | None = None) -> None:
-        self.catalog = default_catalog() if catalog is None else catalog
-        self.energy = energy_table(energy)
-
-    def _arrays(
-        self, network: Network, configs: Sequence[AcceleratorConfig]
-    ) -> tuple[BatchResult, Device, LayerArrays]:
-        device = self.catalog.get(check_configs(self.name, list(configs)))
-        layers = LayerArrays.of(network)
+    def _compute(
+        self, layers: LayerArrays, configs: Sequence[AcceleratorConfig], device: Device
+    ) -> BatchResult:
         n = len(layers.names)
-        for config in configs:
-            unknown = sorted(set(config.param_dict()) - set(DATAFLOW_PARAMS))
-            if unknown:
-                raise CodesignError(f"dataflow: unknown parameter(s) {', '.join(unknown)}; expected pe, simd")
         pe = np.asarray([folding_param(c, "pe", n) for c in configs], dtype=np.int64).T
         simd = np.asarray([folding_param(c, "simd", n) for c in configs], dtype=np.int64).T
         fold = Folding.of(layers)
@@ -194,17 +182,7 @@ class DataflowModel:
                 f"MW={int(fold.mw[i, 0])}, got pe={int(pe[i, j])}, simd={int(simd[i, j])}"
             )
         clock = np.asarray([c.clock_mhz for c in configs], dtype=np.float64)
-        return dataflow_arrays(layers, pe, simd, clock, device, self.energy), device, layers
-
-    def evaluate(self, network: Network, accel: AcceleratorConfig) -> HardwareReport:
-        """Latency, throughput, energy, resources and per-layer costs of ``network`` on ``accel``."""
-        result, device, layers = self._arrays(network, [accel])
-        return result.report(device, layers.names)
-
-    def evaluate_batch(self, network: Network, configs: Sequence[AcceleratorConfig]) -> dict[str, np.ndarray]:
-        """The totals of :meth:`evaluate` for many configurations of one device at once (arrays of len N)."""
-        result, device, _ = self._arrays(network, configs)
-        return result.totals(device)
+        return dataflow_arrays(layers, pe, simd, clock, device, self.energy)
 
     def best_accelerator(
         self, network: Network, device: str, clock_mhz: float | None = None

@@ -35,9 +35,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from codesign.errors import CodesignError
 from codesign.values import RESOURCE_NAMES, AcceleratorConfig, HardwareReport, Network
-from simulators.common import BatchResult, LayerArrays, check_configs, energy_table, int_param
+from simulators.common import BatchResult, LayerArrays, TemplateModel, int_param
 from simulators.costs import (
     ACC_BITS,
     LUT_MULT_MAX_BITS,
@@ -49,7 +48,7 @@ from simulators.costs import (
     memory_cost,
     precision_class,
 )
-from simulators.devices import Device, DeviceCatalog, default_catalog
+from simulators.devices import Device
 
 OVERLAY_PARAMS = ("tc", "tm", "tn", "tr")
 _CONTROL_UNITS = 4  # conv engine, vector unit, input and output DMA
@@ -189,48 +188,23 @@ def _overlay_resources(
     }
 
 
-class OverlayModel:
-    """HAO-style overlay accelerator model (template name ``"overlay"``).
-
-    ``catalog`` resolves device names (built-in devices by default); ``energy`` holds the dynamic-energy
-    constants. The model keeps no other state: every method is a pure function of its arguments.
-    """
+class OverlayModel(TemplateModel):
+    """HAO-style overlay accelerator model (template name ``"overlay"``); options as
+    :class:`simulators.common.TemplateModel`."""
 
     name = "overlay"
+    param_names = OVERLAY_PARAMS
     resource_combine = "max"
     """How per-layer resource tables combine into a design: the shared array is sized by its widest layer."""
 
-    def __init__(self, *, catalog: DeviceCatalog | None = None, energy: EnergyTable | None = None) -> None:
-        self.catalog = default_catalog() if catalog is None else catalog
-        self.energy = energy_table(energy)
-
-    def _arrays(
-        self, network: Network, configs: Sequence[AcceleratorConfig]
-    ) -> tuple[BatchResult, Device, LayerArrays]:
-        device = self.catalog.get(check_configs(self.name, list(configs)))
-        for config in configs:
-            unknown = sorted(set(config.param_dict()) - set(OVERLAY_PARAMS))
-            if unknown:
-                raise CodesignError(
-                    f"overlay: unknown parameter(s) {', '.join(unknown)}; expected {', '.join(OVERLAY_PARAMS)}"
-                )
+    def _compute(
+        self, layers: LayerArrays, configs: Sequence[AcceleratorConfig], device: Device
+    ) -> BatchResult:
         cols = {p: np.asarray([int_param(c, p) for c in configs], dtype=np.int64) for p in OVERLAY_PARAMS}
         clock = np.asarray([c.clock_mhz for c in configs], dtype=np.float64)
-        layers = LayerArrays.of(network)
-        result = overlay_arrays(
+        return overlay_arrays(
             layers, cols["tm"], cols["tn"], cols["tr"], cols["tc"], clock, device, self.energy
         )
-        return result, device, layers
-
-    def evaluate(self, network: Network, accel: AcceleratorConfig) -> HardwareReport:
-        """Latency, throughput, energy, resources and per-layer costs of ``network`` on ``accel``."""
-        result, device, layers = self._arrays(network, [accel])
-        return result.report(device, layers.names)
-
-    def evaluate_batch(self, network: Network, configs: Sequence[AcceleratorConfig]) -> dict[str, np.ndarray]:
-        """The totals of :meth:`evaluate` for many configurations of one device at once (arrays of len N)."""
-        result, device, _ = self._arrays(network, configs)
-        return result.totals(device)
 
     def best_accelerator(
         self, network: Network, device: str, clock_mhz: float | None = None

@@ -16,7 +16,9 @@ def conv_stack(n_layers: int = 20, *, bits: int = 8) -> Network:
     for i in range(convs):
         out = 16 * 2 ** min(2, 3 * i // convs)
         stride = 2 if i > 0 and out != channels and channels != 3 else 1
-        layer = Layer(f"conv{i}", "conv", channels, out, size, size, 3, stride, 1, weight_bits=bits, act_bits=bits)
+        layer = Layer(
+            f"conv{i}", "conv", channels, out, size, size, 3, stride, 1, weight_bits=bits, act_bits=bits
+        )
         layers.append(layer)
         channels, size = out, layer.out_h
     layers.append(Layer("gap", "pool", channels, channels, size, size, size, 1, 0, act_bits=bits, mode="avg"))

@@ -1,0 +1,44 @@
+"""The shipped conformance suite, run on both built-in templates."""
+
+from __future__ import annotations
+
+import pytest
+
+from codesign.values import AcceleratorConfig, Network
+from search_spaces.accelerator import DataflowSpace
+from simulators.dataflow import DataflowModel
+from simulators.overlay import OverlayModel
+from simulators.testing import HardwareModelConformance
+
+
+class TestOverlayConformance(HardwareModelConformance):
+    @pytest.fixture
+    def model(self) -> OverlayModel:
+        return OverlayModel()
+
+    def make_accelerator(self, network: Network, device: str) -> AcceleratorConfig:
+        return AcceleratorConfig.make("overlay", device, 200, tm=16, tn=8, tr=8, tc=8)
+
+    def make_oversized_accelerator(self, network: Network, device: str) -> AcceleratorConfig:
+        return AcceleratorConfig.make("overlay", device, 200, tm=128, tn=64, tr=32, tc=32)
+
+
+class TestDataflowConformance(HardwareModelConformance):
+    @pytest.fixture
+    def model(self) -> DataflowModel:
+        return DataflowModel()
+
+    def _uniform(self, network: Network, device: str, lanes: int) -> AcceleratorConfig:
+        """The largest folding with pe and simd at most ``lanes`` per layer."""
+        choices = DataflowSpace(
+            device=device, clocks_mhz=(200.0,), max_pe=lanes, max_simd=lanes
+        ).layer_choices(network)
+        pe = tuple(max(p for p, _ in c) for c in choices)
+        simd = tuple(max(s for _, s in c) for c in choices)
+        return AcceleratorConfig.make("dataflow", device, 200, pe=pe, simd=simd)
+
+    def make_accelerator(self, network: Network, device: str) -> AcceleratorConfig:
+        return self._uniform(network, device, 4)
+
+    def make_oversized_accelerator(self, network: Network, device: str) -> AcceleratorConfig:
+        return self._uniform(network, device, 64)
