@@ -315,3 +315,30 @@ class LatencyPredictor:
             booster.load_model(Path(folder) / "residual.json")
             predictor.booster_ = booster
         return predictor
+
+
+class AdditiveLatencyModel:
+    """Latency as a cost per operation type: ``intercept + sum_j cost_j * count_j`` with every cost >= 0
+    (nn-Meter's and HELP's additivity, in its simplest form). ``counts`` are per-input counts of each
+    operation type (e.g. :data:`codesign.predictors.cells.CELL_FEATURE_NAMES` ``count=...`` columns or
+    MACs per layer type); a handful of measurements fixes the costs. Learned attribute: ``fit_``."""
+
+    def fit(self, counts: np.ndarray, latency_ms: Sequence[float] | np.ndarray, *, names: Sequence[str] | None = None) -> AdditiveLatencyModel:
+        A = np.asarray(counts, dtype=float)
+        if A.ndim != 2:
+            raise CodesignError(f"additive latency model: counts must be a 2-D matrix, got shape {A.shape}")
+        y = _latency_targets(latency_ms, A.shape[0])
+        names = tuple(names) if names is not None else tuple(f"op{i}" for i in range(A.shape[1]))
+        if len(names) != A.shape[1]:
+            raise CodesignError(f"additive latency model: {len(names)} names for {A.shape[1]} count columns")
+        self.fit_ = LinearFit.fit(names, A, y)
+        return self
+
+    def predict(self, counts: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "fit_"):
+            raise CodesignError("additive latency model: call fit before predict")
+        return np.maximum(self.fit_.predict(np.asarray(counts, dtype=float)), 1e-12)
+
+    def costs_ms(self) -> dict[str, float]:
+        """The learned latency of one operation of each type (ms), and the fixed ``intercept``."""
+        return {**dict(zip(self.fit_.columns, self.fit_.coef, strict=True)), "intercept": self.fit_.intercept}

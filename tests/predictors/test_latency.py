@@ -100,3 +100,30 @@ def test_featurizer_schema_follows_configs(overlay_samples):
     assert {"accel.tm", "accel.tn", "accel.tr", "accel.tc", "device=xczu3eg"} <= set(featurizer.schema.names)
     X = featurizer.transform(overlay_samples.networks[:3], overlay_samples.accels[:3])
     assert X.shape == (3, len(featurizer.schema))
+
+
+def test_additive_model_recovers_per_operation_costs():
+    counts = np.array([[1, 0, 2], [0, 3, 1], [2, 2, 0], [1, 1, 1], [0, 0, 4]], dtype=float)
+    costs = np.array([0.5, 1.25, 0.0])
+    latency = 1.1 + counts @ costs
+    from codesign.predictors.latency import AdditiveLatencyModel
+
+    model = AdditiveLatencyModel().fit(counts, latency, names=["conv1", "conv3", "skip"])
+    learned = model.costs_ms()
+    assert learned["conv1"] == pytest.approx(0.5) and learned["conv3"] == pytest.approx(1.25)
+    assert learned["skip"] == pytest.approx(0.0, abs=1e-9) and learned["intercept"] == pytest.approx(1.1)
+    with pytest.raises(CodesignError, match="2 names for 3"):
+        AdditiveLatencyModel().fit(counts, latency, names=["a", "b"])
+
+
+def test_nb201_fpga_latency_from_ten_cells(nb201_table):
+    from codesign.predictors.cells import CELL_FEATURE_NAMES, cell_features
+    from codesign.predictors.latency import AdditiveLatencyModel
+    from codesign.predictors.metrics import spearman
+
+    cols = [i for i, n in enumerate(CELL_FEATURE_NAMES) if n.startswith("count=")]
+    rows = np.random.default_rng(1).permutation(len(nb201_table))[:2000]
+    counts = cell_features(list(nb201_table.arch_str.iloc[rows]))[:, cols]
+    latency = nb201_table.lat_ms_fpga.to_numpy()[rows]
+    model = AdditiveLatencyModel().fit(counts[:10], latency[:10])
+    assert spearman(latency[10:], model.predict(counts[10:])) > 0.99

@@ -1,0 +1,252 @@
+"""Predictor benchmark: learned latency and accuracy predictors against their baselines.
+
+Figures (medians over ``--seeds`` seeds; each seed redraws samples, splits and model seeds):
+
+- ``latency_mape``, ``latency_within_10pct``, ``latency_kendall`` (+ ``latency_spearman``,
+  ``latency_rmse_ms``, ``latency_within_5pct``/``15pct``): the per-layer XGBoost latency predictor trained on
+  at most 2,000 (network, overlay configuration) samples of the overlay simulator, evaluated on a held-out
+  architecture family (each of the four space presets held out in turn; the training set is the other
+  three). ``latency_baseline_*``: the FLOPs/bit-ops linear baseline on the same split.
+  ``latency_random_split_mape``: the same predictor on a random 25 % split;
+  ``latency_network_mode_mape``: the whole-network (measurement-style) predictor on the held-out family.
+- ``nb201_fpga_spearman_100`` / ``nb201_fpga_spearman_10``: a per-operation additive latency model fitted
+  to 100 / 10 NAS-Bench-201 cells' measured ``lat_ms_fpga`` (HW-NAS-Bench), tested on all other cells;
+  ``nb201_fpga_xgb_spearman_100``: XGBoost on the cell features, for comparison.
+  ``nb201_flops_spearman``: FLOPs alone, counting every operation of the cell as HW-NAS-Bench does;
+  ``nb201_network_macs_spearman``: MACs of the layer list the nb201 space builds (dead operations pruned).
+- ``nb201_acc_kendall_500``: CIFAR-10 accuracy predictor (XGBoost ensemble on cell graph features) from
+  500 cells, tested on the rest; ``nb201_acc_onehot_kendall_500``: the same on the plain edge one-hot.
+- ``mnist_acc_kendall``: accuracy predictor (architecture encoding + per-layer bits) trained on real MNIST
+  measurements (supernet path: weights inherited, BatchNorm recalibrated, calibrated at the candidate's
+  bits, scored on validation) of 75 % of the candidates, Kendall tau on the other 25 %;
+  ``mnist_acc_bits_only_kendall``: a predictor that sees only the bits, for comparison.
+- ``seconds``: wall time of the whole run.
+
+Usage: ``python experiments/benchmarks/predictors.py [--json] [--seeds 3] [--only latency nb201 mnist]
+[--cache DIR]``. The MNIST part trains a supernet once (cached in ``--cache``) and reads the data from
+``../shared/data/mnist`` beside the checkout (``--mnist-root``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from codesign.predictors.accuracy import AccuracyFeaturizer, AccuracyPredictor
+from codesign.predictors.cells import CELL_FEATURE_NAMES, CELL_SCHEMA, cell_features
+from codesign.predictors.evaluation import (
+    LatencySamples,
+    evaluate_latency,
+    family_split,
+    random_split,
+    sample_hardware,
+)
+from codesign.predictors.latency import AdditiveLatencyModel, LatencyPredictor
+from codesign.predictors.metrics import kendall, spearman
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+FAMILIES = ("mbconv_digits", "resnet_digits", "mbconv_mnist", "resnet_mnist")
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+# -- latency on the overlay simulator ------------------------------------------------------------------
+def overlay_samples(n_per_family: int, seed: int) -> LatencySamples:
+    from search_spaces.accelerator import OverlaySpace
+    from search_spaces.registry import make_space
+    from simulators.overlay import OverlayModel
+
+    rng = np.random.default_rng(seed)
+    accel_spaces = [OverlaySpace(device=d, clocks_mhz=(150.0, 200.0, 250.0)) for d in ("xczu3eg", "xczu9eg")]
+    networks, accels, families = [], [], []
+    for family in FAMILIES:
+        space = make_space(family)
+        for _ in range(n_per_family):
+            arch = space.sample(rng)
+            k = len(space.network(arch).weighted_layers)
+            net = space.network(arch, rng.choice([2, 4, 8], k).tolist(), rng.choice([4, 8], k).tolist())
+            networks.append(net)
+            accels.append(accel_spaces[int(rng.integers(len(accel_spaces)))].sample(net, rng))
+            families.append(family)
+    return sample_hardware(OverlayModel(), networks, accels, families)
+
+
+def latency_figures(seeds: int) -> dict[str, float]:
+    per_seed: dict[str, list[float]] = {}
+    for seed in range(seeds):
+        # 4 families x 667 samples; holding one out trains on 2,000 of the other three
+        samples = overlay_samples(667, seed)
+        reports = []
+        for held in FAMILIES:
+            train, test = family_split(samples.families, [held])
+            reports.append(evaluate_latency(samples, train, test, LatencyPredictor(seed=seed)))
+        figures = {
+            "latency_mape": np.mean([r.model.mape for r in reports]),
+            "latency_within_5pct": np.mean([r.model.within_5 for r in reports]),
+            "latency_within_10pct": np.mean([r.model.within_10 for r in reports]),
+            "latency_within_15pct": np.mean([r.model.within_15 for r in reports]),
+            "latency_kendall": np.mean([r.model.kendall for r in reports]),
+            "latency_spearman": np.mean([r.model.spearman for r in reports]),
+            "latency_rmse_ms": np.mean([r.model.rmse for r in reports]),
+            "latency_worst_family_mape": max(r.model.mape for r in reports),
+            "latency_baseline_mape": np.mean([r.baseline.mape for r in reports]),
+            "latency_baseline_within_10pct": np.mean([r.baseline.within_10 for r in reports]),
+            "latency_baseline_kendall": np.mean([r.baseline.kendall for r in reports]),
+        }
+        train, test = random_split(len(samples), 0.25, np.random.default_rng(seed))
+        train = train[:2000]
+        figures["latency_random_split_mape"] = evaluate_latency(samples, train, test, LatencyPredictor(seed=seed)).model.mape
+        whole = LatencySamples(samples.networks, samples.accels, samples.latency_ms, samples.families)
+        train, test = family_split(samples.families, ["resnet_mnist"])
+        figures["latency_network_mode_mape"] = evaluate_latency(whole, train, test, LatencyPredictor(seed=seed)).model.mape
+        for key, value in figures.items():
+            per_seed.setdefault(key, []).append(float(value))
+    return {k: _median(v) for k, v in per_seed.items()}
+
+
+# -- NAS-Bench-201 -------------------------------------------------------------------------------------
+def nb201_figures(seeds: int) -> dict[str, float]:
+    table = pd.read_csv(DATA / "nasbench201" / "nb201_accuracy_latency.csv.gz")
+    X = cell_features(list(table.arch_str))
+    latency = table.lat_ms_fpga.to_numpy()
+    acc = table.cifar10_test_acc.to_numpy()
+    count_cols = [i for i, n in enumerate(CELL_FEATURE_NAMES) if n.startswith("count=")]
+    onehot_cols = [i for i, n in enumerate(CELL_FEATURE_NAMES) if n.startswith("edge")]
+    counts = X[:, count_cols]
+    names = [CELL_FEATURE_NAMES[i] for i in count_cols]
+    # FLOPs of the cell as written: a 3x3 conv costs 9x a 1x1 conv, pools and skips nothing
+    flops = 9 * counts[:, names.index("count=nor_conv_3x3")] + counts[:, names.index("count=nor_conv_1x1")]
+    figures: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        figures.setdefault(key, []).append(float(value))
+
+    for seed in range(seeds):
+        order = np.random.default_rng(seed).permutation(len(table))
+        for n in (10, 100):
+            train, test = order[:n], order[n:]
+            model = AdditiveLatencyModel().fit(counts[train], latency[train], names=names)
+            add(f"nb201_fpga_spearman_{n}", spearman(latency[test], model.predict(counts[test])))
+        train, test = order[:100], order[100:]
+        xgb_model = AccuracyPredictor(model="xgboost", n_members=1, seed=seed).fit(X[train], latency[train], schema=CELL_SCHEMA)
+        add("nb201_fpga_xgb_spearman_100", spearman(latency[test], xgb_model.predict(X[test])))
+        train, test = order[:500], order[500:]
+        predictor = AccuracyPredictor(model="xgboost", seed=seed).fit(X[train], acc[train], schema=CELL_SCHEMA)
+        add("nb201_acc_kendall_500", kendall(acc[test], predictor.predict(X[test])))
+        onehot = AccuracyPredictor(model="xgboost", seed=seed).fit(X[train][:, onehot_cols], acc[train])
+        add("nb201_acc_onehot_kendall_500", kendall(acc[test], onehot.predict(X[test][:, onehot_cols])))
+    out = {k: _median(v) for k, v in figures.items()}
+    out["nb201_flops_spearman"] = spearman(latency, flops)
+    out["nb201_network_macs_spearman"] = _network_macs_spearman(table, latency)
+    return out
+
+
+def _network_macs_spearman(table: pd.DataFrame, latency: np.ndarray) -> float:
+    from search_spaces.nb201 import NB201Space
+
+    space = NB201Space()
+    rows = np.random.default_rng(0).permutation(len(table))[:3000]
+    macs = [space.network(space.from_id(table.arch_str.iloc[i])).macs for i in rows]
+    return spearman(latency[rows], macs)
+
+
+# -- MNIST accuracy ------------------------------------------------------------------------------------
+def mnist_measurements(cache: Path, root: Path, n: int, seed: int) -> tuple[Any, list[Any], list[tuple[int, ...]], list[tuple[int, ...]], np.ndarray]:
+    """``n`` distinct architectures of ``mbconv_mnist`` with varied per-layer bits, measured on MNIST
+    validation images through the supernet path (cached in ``cache``)."""
+    from codesign.data import load_dataset
+    from codesign.supernet import SupernetEvaluator, SupernetSchedule
+    from codesign.training import TrainSchedule
+    from search_spaces.bitwidth import BitWidthSpace
+    from search_spaces.registry import make_space
+
+    space = make_space("mbconv_mnist")
+    data = load_dataset("mnist", root=root, seed=0, train_subset=12000, val_size=2000)
+    evaluator = SupernetEvaluator.create(
+        space, data, schedule=TrainSchedule(epochs=1, batch_size=128, calib_batches=4),
+        supernet_schedule=SupernetSchedule(steps=600, bn_batches=4), cache=cache, seed=0,
+    )  # fmt: skip
+    patterns = [BitWidthSpace(w, a) for w, a in (((8,), (8,)), ((4,), (8,)), ((4, 8), (8,)), ((4,), (4,)), ((4, 8), (4, 8)), ((2, 4), (8,)), ((2, 4, 8), (4, 8)))]
+    rng = np.random.default_rng(seed)
+    archs: list[Any] = []
+    seen: set[str] = set()
+    while len(archs) < n:
+        arch = space.sample(rng)
+        if space.arch_id(arch) not in seen:
+            seen.add(space.arch_id(arch))
+            archs.append(arch)
+    weight_bits, act_bits, accs = [], [], []
+    for i, arch in enumerate(archs):
+        w, a = patterns[i % len(patterns)].sample(rng, space.network(arch))
+        weight_bits.append(tuple(w))
+        act_bits.append(tuple(a))
+        accs.append(evaluator.measure(arch, w, a).quant_acc)
+    return space, archs, weight_bits, act_bits, np.asarray(accs)
+
+
+def mnist_figures(seeds: int, cache: Path, root: Path, n: int) -> dict[str, float]:
+    space, archs, weight_bits, act_bits, accs = mnist_measurements(cache, root, n, seed=0)
+    encodings = np.stack([space.encode(a) for a in archs])
+    max_layers = max(len(w) for w in weight_bits)
+    featurizer = AccuracyFeaturizer(encoding_dim=encodings.shape[1], max_layers=max_layers, space=space.name)
+    X = featurizer.transform(encodings, weight_bits, act_bits)
+    bit_cols = [i for i, name in enumerate(featurizer.schema.names) if not name.startswith("enc")]
+    taus, bits_only = [], []
+    for seed in range(seeds):
+        order = np.random.default_rng(seed).permutation(len(accs))
+        n_test = len(accs) // 4
+        train, test = order[n_test:], order[:n_test]
+        predictor = AccuracyPredictor(model="xgboost", seed=seed).fit(X[train], accs[train], schema=featurizer.schema)
+        taus.append(kendall(accs[test], predictor.predict(X[test])))
+        plain = AccuracyPredictor(model="xgboost", seed=seed).fit(X[train][:, bit_cols], accs[train])
+        bits_only.append(kendall(accs[test], plain.predict(X[test][:, bit_cols])))
+    return {
+        "mnist_acc_kendall": _median(taus),
+        "mnist_acc_bits_only_kendall": _median(bits_only),
+        "mnist_candidates": float(len(accs)),
+        "mnist_val_acc_min": float(accs.min()),
+        "mnist_val_acc_max": float(accs.max()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object with the figures")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--only", nargs="+", choices=("latency", "nb201", "mnist"), default=("latency", "nb201", "mnist"))
+    parser.add_argument("--cache", type=Path, default=Path(".codesign-cache/bench-predictors"))
+    parser.add_argument("--mnist-root", type=Path, default=DATA / "mnist")
+    parser.add_argument("--mnist-candidates", type=int, default=200)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    figures: dict[str, float] = {}
+    if "latency" in args.only:
+        figures |= latency_figures(args.seeds)
+    if "nb201" in args.only:
+        figures |= nb201_figures(args.seeds)
+    if "mnist" in args.only:
+        figures |= mnist_figures(args.seeds, args.cache, args.mnist_root, args.mnist_candidates)
+    figures["seconds"] = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({k: round(v, 5) for k, v in figures.items()}))
+    else:
+        width = max(len(k) for k in figures)
+        for key, value in figures.items():
+            print(f"{key:<{width}}  {value:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
