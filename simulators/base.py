@@ -45,7 +45,9 @@ class AcceleratorSpace(Protocol):
 class OptimizableHardwareModel(HardwareModel, Protocol):
     """A model that can also pick its own best accelerator (HAO's inner problem)."""
 
-    def best_accelerator(self, network: Network, device: str, clock_mhz: float | None = None) -> tuple[AcceleratorConfig, HardwareReport]:
+    def best_accelerator(
+        self, network: Network, device: str, clock_mhz: float | None = None
+    ) -> tuple[AcceleratorConfig, HardwareReport]:
         """The latency-optimal feasible configuration for ``network`` on ``device``; raises
         :class:`codesign.errors.InfeasibleError` naming the tightest resource when none fits."""
         ...

@@ -98,6 +98,15 @@ class LayerArrays:
         return self.kind == KIND_CODES["add"]
 
 
+def layer_sum(values: np.ndarray) -> np.ndarray:
+    """Sum over layers (axis 0) in layer order, so one configuration and a batch round the same way
+    (numpy's pairwise summation would depend on the array's shape)."""
+    total = values[0].copy()
+    for row in values[1:]:
+        total += row
+    return total
+
+
 @functools.lru_cache(maxsize=64)
 def _layer_arrays(network: Network) -> LayerArrays:
     return LayerArrays.build(network)
@@ -130,9 +139,9 @@ class BatchResult:
     def totals(self, device: Device) -> dict[str, np.ndarray]:
         """Latency, throughput, energy, resources and feasibility per configuration."""
         out: dict[str, np.ndarray] = {
-            "latency_ms": self.layer_latency_ms().sum(axis=0),
+            "latency_ms": layer_sum(self.layer_latency_ms()),
             "throughput_fps": self.throughput_fps,
-            "energy_mj": self.layer_energy_mj(device).sum(axis=0),
+            "energy_mj": layer_sum(self.layer_energy_mj(device)),
         }
         feasible = self.clock_mhz <= device.max_clock_mhz
         usable = device.usable

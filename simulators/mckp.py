@@ -16,6 +16,7 @@ Pick one choice per layer to minimise the summed cost (cycles) subject to severa
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -75,7 +76,10 @@ def _ilp(
     import pulp
 
     problem = pulp.LpProblem("multiple_choice_knapsack", pulp.LpMinimize)
-    xs = [[pulp.LpVariable(f"x_{i}_{j}", cat="Binary") for j in range(len(c))] for i, c in enumerate(cycles)]
+    xs = [
+        [problem.add_variable(f"x_{i}_{j}", 0, 1, cat="Binary") for j in range(len(c))]
+        for i, c in enumerate(cycles)
+    ]
     for row in xs:
         problem += pulp.lpSum(row) == 1
     problem += pulp.lpSum(int(c[j]) * x for c, row in zip(cycles, xs, strict=True) for j, x in enumerate(row))
@@ -83,7 +87,19 @@ def _ilp(
         problem += pulp.lpSum(
             int(r[j, k]) * x for r, row in zip(costs, xs, strict=True) for j, x in enumerate(row)
         ) <= int(budget[k])
-    problem.solve(pulp.PULP_CBC_CMD(msg=False, gapAbs=0.5, gapRel=gap_rel, timeLimit=time_limit_s))
+    with warnings.catch_warnings():
+        # pulp 3.x announces the bundled CBC's removal in 4.0; it is the only CBC a plain install has
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # CBC 2.10's integer preprocessing can drop the optimum after substituting fixed rows: keep it off
+        solver = pulp.PULP_CBC_CMD(
+            msg=False,
+            gapAbs=0.5,
+            gapRel=gap_rel,
+            timeLimit=time_limit_s,
+            threads=1,
+            options=["preprocess off"],
+        )
+        problem.solve(solver)
     if problem.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
         return None
     return [next(j for j, x in enumerate(row) if (x.value() or 0) > 0.5) for row in xs]

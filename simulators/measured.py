@@ -38,7 +38,6 @@ _CANDIDATES_WITH_PRIOR = (("prior", "none"), ("prior+kernels", "none"), ("prior"
 _CANDIDATES_WITHOUT_PRIOR = (("kernels", "none"), ("scale", "none"), ("scale", "xgboost"))
 
 
-
 @dataclass(frozen=True)
 class Confidence:
     """How far to trust a measured model: cross-validated metrics of the chosen method and the 5 %/95 %
@@ -66,7 +65,15 @@ class Confidence:
 
 def _predictor(base: str, residual: str, seed: int) -> LatencyPredictor:
     # small shallow trees: tables here hold tens of rows
-    return LatencyPredictor(base=base, residual=residual, seed=seed, n_estimators=150, max_depth=2, learning_rate=0.1, min_child_weight=2.0)
+    return LatencyPredictor(
+        base=base,
+        residual=residual,
+        seed=seed,
+        n_estimators=150,
+        max_depth=2,
+        learning_rate=0.1,
+        min_child_weight=2.0,
+    )
 
 
 def _folds(n: int, seed: int) -> list[np.ndarray]:
@@ -75,26 +82,44 @@ def _folds(n: int, seed: int) -> list[np.ndarray]:
     return [order[i::k] for i in range(k)]
 
 
-def _out_of_fold(base: str, residual: str, networks: Sequence[Network], accels: Sequence[AcceleratorConfig | None],
-                 y: np.ndarray, prior: np.ndarray | None, seed: int) -> np.ndarray:
+def _out_of_fold(
+    base: str,
+    residual: str,
+    networks: Sequence[Network],
+    accels: Sequence[AcceleratorConfig | None],
+    y: np.ndarray,
+    prior: np.ndarray | None,
+    seed: int,
+) -> np.ndarray:
     oof = np.empty_like(y)
     for test in _folds(len(y), seed):
         train = np.setdiff1d(np.arange(len(y)), test)
         pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
         model = _predictor(base, residual, seed).fit(
-            pick(train, networks), pick(train, accels), y[train], prior_ms=None if prior is None else prior[train]
+            pick(train, networks),
+            pick(train, accels),
+            y[train],
+            prior_ms=None if prior is None else prior[train],
         )
-        oof[test] = model.predict(pick(test, networks), pick(test, accels), prior_ms=None if prior is None else prior[test])
+        oof[test] = model.predict(
+            pick(test, networks), pick(test, accels), prior_ms=None if prior is None else prior[test]
+        )
     return oof
 
 
 def fit_with_confidence(
-    networks: Sequence[Network], accels: Sequence[AcceleratorConfig | None], y: np.ndarray, prior: np.ndarray | None, seed: int
+    networks: Sequence[Network],
+    accels: Sequence[AcceleratorConfig | None],
+    y: np.ndarray,
+    prior: np.ndarray | None,
+    seed: int,
 ) -> tuple[LatencyPredictor, Confidence, RegressionMetrics]:
     """Choose the method with the lowest cross-validated MAPE, refit it on every row, and report."""
     if len(y) < 5:
         raise CodesignError(f"measured model: need at least 5 measurements, got {len(y)}")
-    candidates: tuple[tuple[str, str], ...] = _CANDIDATES_WITH_PRIOR if prior is not None else _CANDIDATES_WITHOUT_PRIOR
+    candidates: tuple[tuple[str, str], ...] = (
+        _CANDIDATES_WITH_PRIOR if prior is not None else _CANDIDATES_WITHOUT_PRIOR
+    )
     if len(y) < 20:  # trees on a handful of rows only memorise them
         candidates = tuple(c for c in candidates if c[1] == "none")
     scored = []
@@ -144,8 +169,13 @@ class MeasuredModel:
         self.energy_confidence = energy_confidence
 
     @staticmethod
-    def prior_reports(prior: HardwareModel, networks: Sequence[Network], accels: Sequence[AcceleratorConfig | None],
-                      device: str | None, clock_mhz: float | None) -> list[HardwareReport]:
+    def prior_reports(
+        prior: HardwareModel,
+        networks: Sequence[Network],
+        accels: Sequence[AcceleratorConfig | None],
+        device: str | None,
+        clock_mhz: float | None,
+    ) -> list[HardwareReport]:
         """The prior's report per row: on the row's accelerator, else on the latency-optimal one of ``device``."""
         reports = []
         for net, acc in zip(networks, accels, strict=True):
@@ -186,7 +216,9 @@ class MeasuredModel:
         latency, confidence, _ = fit_with_confidence(networks, accels, y, prior_lat, seed)
         energy = energy_conf = None
         if energy_mj is not None:
-            energy, energy_conf, _ = fit_with_confidence(networks, accels, np.asarray(energy_mj, dtype=float), prior_energy, seed)
+            energy, energy_conf, _ = fit_with_confidence(
+                networks, accels, np.asarray(energy_mj, dtype=float), prior_energy, seed
+            )
         return cls(name=name, latency=latency, confidence=confidence, prior=prior, prior_name=prior_name, device=device,
                    clock_mhz=clock_mhz, energy=energy, energy_confidence=energy_conf)  # fmt: skip
 
@@ -195,7 +227,9 @@ class MeasuredModel:
             return None
         return self.prior_reports(self.prior, [network], [accel], self.device, self.clock_mhz)[0]
 
-    def predict_interval(self, network: Network, accel: AcceleratorConfig | None = None) -> tuple[float, float, float]:
+    def predict_interval(
+        self, network: Network, accel: AcceleratorConfig | None = None
+    ) -> tuple[float, float, float]:
         """(low, predicted, high) latency in ms, the bounds being the 90 % cross-validated interval."""
         latency = self.evaluate(network, accel).latency_ms
         return latency * self.confidence.interval_low, latency, latency * self.confidence.interval_high
@@ -214,7 +248,13 @@ class MeasuredModel:
         else:
             energy = math.nan
         if prior is None:
-            return HardwareReport(latency_ms=latency, throughput_fps=1e3 / latency, energy_mj=energy, resources=Resources(), device_resources=Resources())
+            return HardwareReport(
+                latency_ms=latency,
+                throughput_fps=1e3 / latency,
+                energy_mj=energy,
+                resources=Resources(),
+                device_resources=Resources(),
+            )
         # a pipelined prior's throughput exceeds 1/latency; keep its ratio
         speedup = prior.throughput_fps * prior.latency_ms / 1e3
         return HardwareReport(
@@ -248,7 +288,9 @@ class MeasuredModel:
         except json.JSONDecodeError as exc:
             raise CodesignError(f"{path / META_FILE}: not valid JSON ({exc.msg})") from exc
         if meta.get("format_version") != MEASURED_FORMAT_VERSION:
-            raise CodesignError(f"{path / META_FILE}: format version {meta.get('format_version')!r}, this version reads {MEASURED_FORMAT_VERSION}")
+            raise CodesignError(
+                f"{path / META_FILE}: format version {meta.get('format_version')!r}, this version reads {MEASURED_FORMAT_VERSION}"
+            )
         prior = None
         if meta.get("prior"):
             from simulators.registry import make_hardware_model
@@ -276,5 +318,7 @@ def load_measured(name: str, directory: str | Path | None = None) -> MeasuredMod
     if not (folder / META_FILE).is_file():
         root = models_dir(directory)
         known = sorted(p.name for p in root.iterdir() if (p / META_FILE).is_file()) if root.is_dir() else []
-        raise CodesignError(f"unknown measured hardware model {name!r} in {root}; known: {', '.join(known) or 'none'}")
+        raise CodesignError(
+            f"unknown measured hardware model {name!r} in {root}; known: {', '.join(known) or 'none'}"
+        )
     return MeasuredModel.load(folder)

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from codesign.values import RESOURCE_NAMES, AcceleratorConfig, HardwareReport, Network
-from simulators.common import BatchResult, LayerArrays, TemplateModel, int_param
+from simulators.common import BatchResult, LayerArrays, TemplateModel, int_param, layer_sum
 from simulators.costs import (
     ACC_BITS,
     LUT_MULT_MAX_BITS,
@@ -131,7 +131,7 @@ def overlay_arrays(
 
     resources = _overlay_resources(layers, tm, tn, tr_e, tc_e, rows_in * cols_in, lut_mode, width, device)
     zero = np.zeros_like(cycles)
-    latency_ms = cycles.sum(axis=0) / (clock_mhz * 1e3)
+    latency_ms = layer_sum(cycles) / (clock_mhz * 1e3)
     return BatchResult(
         cycles=cycles,
         offchip_bytes=offchip,

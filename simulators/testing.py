@@ -49,6 +49,27 @@ def conformance_network(bits: int = 8) -> Network:
     return Network("conformance", layers, (3, 16, 16), residuals=(("stem", "add"),))
 
 
+def conv_stack(n_layers: int = 20, *, bits: int = 8) -> Network:
+    """A CIFAR-like plain network of ``n_layers`` layers: ``n_layers - 2`` 3x3 convolutions (16/32/64
+    channels in three stages, stride 2 between stages), global average pooling and a linear classifier."""
+    if n_layers < 3:
+        raise CodesignError(f"conv_stack needs at least 3 layers, got {n_layers}")
+    layers = []
+    channels, size = 3, 32
+    convs = n_layers - 2
+    for i in range(convs):
+        out = 16 * 2 ** min(2, 3 * i // convs)
+        stride = 2 if channels not in (3, out) else 1
+        layer = Layer(
+            f"conv{i}", "conv", channels, out, size, size, 3, stride, 1, weight_bits=bits, act_bits=bits
+        )
+        layers.append(layer)
+        channels, size = out, layer.out_h
+    layers.append(Layer("gap", "pool", channels, channels, size, size, size, 1, 0, act_bits=bits, mode="avg"))
+    layers.append(Layer("fc", "linear", channels, 10, weight_bits=bits, act_bits=bits))
+    return Network(f"stack{n_layers}", tuple(layers), (3, 32, 32))
+
+
 def _check_report(report: HardwareReport, network: Network) -> None:
     assert math.isfinite(report.latency_ms) and report.latency_ms > 0
     assert math.isfinite(report.throughput_fps) and report.throughput_fps > 0

@@ -5,25 +5,7 @@ from __future__ import annotations
 import pytest
 
 from codesign.values import Layer, Network
-
-
-def conv_stack(n_layers: int = 20, *, bits: int = 8) -> Network:
-    """A CIFAR-like plain network: ``n_layers - 2`` 3x3 convolutions (16/32/64 channels, two stride-2
-    stages), global average pooling and a linear classifier."""
-    layers = []
-    channels, size = 3, 32
-    convs = n_layers - 2
-    for i in range(convs):
-        out = 16 * 2 ** min(2, 3 * i // convs)
-        stride = 2 if i > 0 and out != channels and channels != 3 else 1
-        layer = Layer(
-            f"conv{i}", "conv", channels, out, size, size, 3, stride, 1, weight_bits=bits, act_bits=bits
-        )
-        layers.append(layer)
-        channels, size = out, layer.out_h
-    layers.append(Layer("gap", "pool", channels, channels, size, size, size, 1, 0, act_bits=bits, mode="avg"))
-    layers.append(Layer("fc", "linear", channels, 10, weight_bits=bits, act_bits=bits))
-    return Network(f"stack{n_layers}", tuple(layers), (3, 32, 32))
+from simulators.testing import conv_stack
 
 
 def tiny_residual() -> Network:

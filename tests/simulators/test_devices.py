@@ -63,7 +63,10 @@ def test_user_device_file_extends_catalog(tmp_path: Path) -> None:
         (GOOD.replace("dsp: 0.5}", "dsp: 1.5}"), r"usable_fractions.dsp must be a fraction"),
         (GOOD.replace("dsp48e2", "dsp99"), "dsp_kind must be one of"),
         (GOOD.replace("default_clock_mhz: 100", "default_clock_mhz: 400"), "exceeds max_clock_mhz"),
-        (GOOD.replace("offchip_gb_per_s: 2.0", "offchip_gb_per_s: fast"), "offchip_gb_per_s must be a number"),
+        (
+            GOOD.replace("offchip_gb_per_s: 2.0", "offchip_gb_per_s: fast"),
+            "offchip_gb_per_s must be a number",
+        ),
         (GOOD.replace("uram: 0, dsp: 20}", "dsp: 20}"), "resources: missing uram"),
     ],
 )

@@ -1,0 +1,159 @@
+"""Hand-computed overlay cases and property tests of the overlay template."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codesign.values import AcceleratorConfig, Layer, Network
+from simulators.overlay import OverlayModel
+
+MODEL = OverlayModel()
+
+
+def accel(
+    tm: int = 16, tn: int = 8, tr: int = 8, tc: int = 8, device: str = "xczu3eg", clock: float = 200
+) -> AcceleratorConfig:
+    return AcceleratorConfig.make("overlay", device, clock, tm=tm, tn=tn, tr=tr, tc=tc)
+
+
+def single(layer: Layer) -> Network:
+    return Network("one", (layer,), (layer.in_channels, layer.in_h, layer.in_w))
+
+
+def test_conv_tile_counts_bytes_dsp_and_bram_by_hand() -> None:
+    # 16 -> 32 channels, 16x16, 3x3, 8-bit on Tm=16, Tn=8, Tr=Tc=8 at 200 MHz on xczu3eg (8.5 GB/s).
+    layer = Layer("c", "conv", 16, 32, 16, 16, 3, 1, 1)
+    report = MODEL.evaluate(single(layer), accel())
+    cost = report.per_layer[0]
+    # ceil(32/16) * ceil(16/8) * ceil(16/8) * ceil(16/8) * 8 * 8 * 9
+    assert cost.cycles == 2 * 2 * 4 * 64 * 9 == 9216
+    # inputs (8+3-1)^2 per channel per spatial tile per output-channel tile, weights per spatial tile, outputs once
+    bits = 2 * 4 * 16 * 10 * 10 * 8 + 4 * (32 * 16 * 9) * 8 + 32 * 256 * 8
+    assert cost.offchip_bytes == bits / 8 == 39424
+    assert cost.bound == "compute"
+    assert math.isclose(report.latency_ms, 9216 / 200e3)
+    assert report.dsp == 16 * 8 // 2  # two 8-bit MACs per DSP48E2
+    # input buffer: 8 banks of a 100 x 8 bit tile -> 1 RAMB18 each (2048 x 9); weights (9 deep) and partial
+    # sums (64 deep) live in LUTRAM; everything double-buffered
+    assert report.bram18 == 2 * 8 * 1
+
+
+def test_memory_bound_linear_layer_by_hand() -> None:
+    layer = Layer("fc", "linear", 1024, 256)
+    cost = MODEL.evaluate(single(layer), accel()).per_layer[0]
+    compute = 16 * 128  # ceil(256/16) * ceil(1024/8), one pixel: no tile padding for a linear layer
+    nbytes = 16 * 1024 + 1024 * 256 + 256
+    assert cost.offchip_bytes == nbytes
+    assert cost.cycles == math.ceil(nbytes / 42.5) > compute
+    assert cost.bound == "memory"
+
+
+def test_depthwise_uses_one_lane_per_output_channel() -> None:
+    dw = Layer("dw", "conv", 32, 32, 16, 16, 3, 1, 1, groups=32)
+    dense = Layer("dense", "conv", 32, 32, 16, 16, 3, 1, 1)
+    dw_cycles = MODEL.evaluate(single(dw), accel()).per_layer[0].cycles
+    dense_cycles = MODEL.evaluate(single(dense), accel()).per_layer[0].cycles
+    assert dw_cycles == 2 * 4 * 64 * 9  # 16 channels side by side on the Tm lanes, 2 passes, 4 tiles
+    assert dense_cycles == 2 * 4 * 4 * 64 * 9
+    utilisation = dw.macs / (dw_cycles * 16 * 8)
+    assert utilisation == pytest.approx(1 / 8)  # only Tm of the Tm x Tn multipliers are busy
+
+
+def test_pool_and_add_cost_cycles() -> None:
+    pool = Layer("p", "pool", 32, 32, 16, 16, 2, 2, 0, mode="max")
+    add = Layer("a", "add", 32, 32, 16, 16)
+    assert MODEL.evaluate(single(pool), accel()).per_layer[0].cycles >= 2 * 64 * 4
+    add_cost = MODEL.evaluate(single(add), accel()).per_layer[0]
+    assert add_cost.cycles >= 2 * 256
+    assert add_cost.offchip_bytes == 3 * 32 * 256
+
+
+def test_mixed_precision_array_is_sized_for_widest_layer() -> None:
+    wide = Layer("a", "conv", 16, 16, 8, 8, 3, 1, 1, weight_bits=8, act_bits=8)
+    narrow = Layer("b", "conv", 16, 16, 8, 8, 3, 1, 1, weight_bits=4, act_bits=4)
+    mixed = MODEL.evaluate(Network("m", (wide, narrow)), accel(tm=16, tn=8))
+    assert mixed.dsp == 64  # 128 lanes at 8 bit
+    # the 4-bit layer packs 4 MACs per DSP where the array packs 2: twice the input lanes
+    assert mixed.per_layer[1].cycles * 2 == mixed.per_layer[0].cycles
+    all_narrow = MODEL.evaluate(Network("n", (wide.with_bits(4, 4), narrow)), accel(tm=16, tn=8))
+    assert all_narrow.dsp == 32
+    lut_array = MODEL.evaluate(Network("l", (narrow.with_bits(2, 2),)), accel(tm=16, tn=8))
+    assert lut_array.dsp == 0 and lut_array.lut > all_narrow.lut - 2000
+
+
+def test_over_budget_design_is_reported_not_raised() -> None:
+    report = MODEL.evaluate(single(Layer("c", "conv", 64, 64, 8, 8, 3, 1, 1)), accel(tm=128, tn=64))
+    assert not report.feasible
+    assert any(v.startswith("dsp:") for v in report.violations)
+    assert report.dsp == 128 * 64 // 2
+
+
+def test_batch_equals_scalar(stack20: Network) -> None:
+    configs = [accel(tm, tn, tr, tr) for tm in (8, 32, 128) for tn in (4, 16, 64) for tr in (7, 16)]
+    totals = MODEL.evaluate_batch(stack20, configs)
+    for j, config in enumerate(configs):
+        report = MODEL.evaluate(stack20, config)
+        assert totals["latency_ms"][j] == report.latency_ms
+        assert totals["energy_mj"][j] == report.energy_mj
+        assert totals["dsp"][j] == report.dsp and totals["bram18"][j] == report.bram18
+        assert totals["feasible"][j] == report.feasible
+    assert not totals["feasible"].all() and totals["feasible"].any()
+
+
+layers = st.builds(
+    lambda cin, cout, size, kernel, stride, depthwise, wb, ab: Layer(
+        "x",
+        "conv",
+        cin,
+        cin if depthwise else cout,
+        size,
+        size,
+        kernel,
+        stride,
+        kernel // 2,
+        groups=cin if depthwise else 1,
+        weight_bits=wb,
+        act_bits=ab,
+    ),
+    st.integers(1, 96),
+    st.integers(1, 96),
+    st.integers(1, 32),
+    st.sampled_from([1, 3, 5]),
+    st.sampled_from([1, 2]),
+    st.booleans(),
+    st.integers(2, 16),
+    st.integers(2, 16),
+)
+arrays = st.tuples(
+    st.sampled_from([4, 8, 16, 32, 64]), st.sampled_from([2, 4, 8, 16]), st.sampled_from([4, 7, 8, 16])
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(layer=layers, array=arrays, grow=st.sampled_from(["tm", "tn"]))
+def test_larger_array_never_slower(layer: Layer, array: tuple[int, int, int], grow: str) -> None:
+    tm, tn, tile = array
+    small = MODEL.evaluate(single(layer), accel(tm, tn, tile, tile)).per_layer[0]
+    big_params = {"tm": tm * 2 if grow == "tm" else tm, "tn": tn * 2 if grow == "tn" else tn}
+    big = MODEL.evaluate(single(layer), accel(big_params["tm"], big_params["tn"], tile, tile)).per_layer[0]
+    assert big.cycles <= small.cycles
+
+
+@settings(max_examples=60, deadline=None)
+@given(layer=layers, array=arrays, dw=st.integers(0, 6), da=st.integers(0, 6))
+def test_fewer_bits_never_cost_more_dsp_or_bytes(
+    layer: Layer, array: tuple[int, int, int], dw: int, da: int
+) -> None:
+    tm, tn, tile = array
+    other = Layer("y", "conv", layer.out_channels, 8, layer.out_h, layer.out_w, 1)
+    high = Network("h", (layer, other))
+    low = high.with_bits({"x": max(1, layer.weight_bits - dw)}, {"x": max(1, layer.act_bits - da)})
+    a = accel(tm, tn, tile, tile)
+    rh, rl = MODEL.evaluate(high, a), MODEL.evaluate(low, a)
+    assert rl.dsp <= rh.dsp and rl.bram18 <= rh.bram18
+    assert np.sum([c.offchip_bytes for c in rl.per_layer]) <= np.sum([c.offchip_bytes for c in rh.per_layer])
