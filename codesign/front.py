@@ -130,13 +130,17 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     each metric (``fidelity.<metric>``), feasibility and any error."""
     rows = []
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    verified = study.user_attrs.get(ATTR_VERIFIED) or {}
     for t in study.get_trials(deepcopy=False, states=states):
         cand = t.user_attrs.get(ATTR_CANDIDATE)
         metrics = {k: _number(v) for k, v in (t.user_attrs.get(ATTR_METRICS) or {}).items()}
         fidelity = dict(t.user_attrs.get(ATTR_FIDELITY) or {})
-        for k, v in (t.user_attrs.get(ATTR_VERIFIED) or {}).items():
-            metrics[k] = _number(v["value"])
-            fidelity[k] = str(v["fidelity"])
+        check = verified.get(str(t.number))
+        if check:
+            searched = {f"searched.{k}": v for k, v in metrics.items() if k in ("accuracy", "latency_ms")}
+            metrics.update({k: _number(v) for k, v in check["metrics"].items()})
+            fidelity.update({k: f"{v} ({check.get('split', 'test')})" if k == "accuracy" else v for k, v in check["fidelity"].items()})
+            metrics.update(searched)
         row: dict[str, Any] = {
             "trial": t.number,
             "state": t.state.name,
@@ -144,7 +148,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "candidate": json.dumps(cand, sort_keys=True) if cand else "",
             "violations": "; ".join(t.user_attrs.get(ATTR_VIOLATIONS) or []),
             "error": t.user_attrs.get(ATTR_ERROR, ""),
-            "verified": bool(t.user_attrs.get(ATTR_VERIFIED)),
+            "verified": bool(check),
         }
         row.update(metrics)
         row.update({f"fidelity.{k}": v for k, v in fidelity.items()})
@@ -183,7 +187,7 @@ class ParetoFront:
                 FrontPair(
                     trial=int(row["trial"]),
                     candidate=Candidate.from_dict(json.loads(row["candidate"])),
-                    metrics={c: float(row[c]) for c in metric_cols if not pd.isna(row[c])},
+                    metrics={c: float(row[c]) for c in metric_cols if not pd.isna(row[c]) and not c.startswith("searched.")},
                     fidelity={c.removeprefix("fidelity."): str(row[c]) for c in self.table.columns if c.startswith("fidelity.") and isinstance(row[c], str)},
                 )
             )
@@ -209,13 +213,15 @@ class ParetoFront:
         self.table.to_csv(path, index=False)
         return path
 
-    def to_json(self, path: str | Path | None = None) -> str:
-        doc = {
+    def to_json(self, path: str | Path | None = None, *, extra: Mapping[str, Any] | None = None) -> str:
+        """The front as JSON (``extra`` adds top-level entries, e.g. a verification report)."""
+        doc: dict[str, Any] = {
             "study": self.study,
             "objectives": dict(self.objectives),
             "constraints": [str(c) for c in self.constraints],
             "filters": [f"{f.metric}{f.op}{f.value:g}" for f in self.filters],
             "pairs": [p.to_dict() for p in self.pairs()],
+            **(extra or {}),
         }
         text = json.dumps(doc, indent=2)
         if path is not None:
@@ -264,13 +270,17 @@ def compute_front(
     objectives: Sequence[tuple[str, str]],
     constraints: Sequence[Constraint] = (),
     filters: Sequence[Filter] = (),
+    verified_only: bool = False,
 ) -> ParetoFront:
-    """The feasible non-dominated rows of ``trials`` for ``objectives`` (pure; see :func:`load_front`)."""
+    """The feasible non-dominated rows of ``trials`` for ``objectives`` (pure; see :func:`load_front`).
+    With ``verified_only`` the front is taken over verified pairs alone, on their verified numbers."""
     known = metric_columns(trials)
     for name in [n for n, _ in objectives] + [c.metric for c in constraints] + [f.metric for f in filters]:
         if name not in known:
             raise CodesignError(f"unknown metric {name!r}; this study has: {', '.join(known) or 'no completed trial'}")
     done = trials[trials["state"] == "COMPLETE"] if not trials.empty else trials
+    if verified_only and not done.empty:
+        done = done[done["verified"]]
     if done.empty:
         return ParetoFront(study, tuple(objectives), tuple(constraints), tuple(filters), done.copy(), trials)
     keep = np.ones(len(done), dtype=bool)
@@ -281,7 +291,7 @@ def compute_front(
     names = [n for n, _ in objectives]
     losses = pareto.to_losses(done[names].to_numpy(dtype=float), [d for _, d in objectives])
     mask = pareto.pareto_mask(losses, g) if len(done) else np.zeros(0, dtype=bool)
-    table = done[mask].copy()
+    table = done[mask].drop_duplicates(subset="key", keep="first")
     first, direction = objectives[0]
     table = table.sort_values(first, ascending=direction == "minimize", kind="stable").reset_index(drop=True)
     return ParetoFront(study, tuple(objectives), tuple(constraints), tuple(filters), table, trials)
@@ -294,8 +304,12 @@ def load_front(
     objectives: Sequence[tuple[str, str]] | None = None,
     filters: Sequence[Filter] = (),
     ignore_constraints: bool = False,
+    verified: bool | None = None,
 ) -> ParetoFront:
-    """Rebuild a study's front from its storage (a folder, a journal file or a database URL)."""
+    """Rebuild a study's front from its storage (a folder, a journal file or a database URL).
+
+    ``verified``: True for the front of the verified pairs on their verified numbers, False for the
+    searched front, None (default) for the verified front when the study has one."""
     backend = open_existing_storage(storage)
     name = pick_study(backend, study)
     loaded = optuna.load_study(study_name=name, storage=backend)
@@ -303,7 +317,10 @@ def load_front(
     if objectives is None:
         objectives = tuple((str(k), str(v)) for k, v in experiment["objectives"].items())
     constraints = () if ignore_constraints else tuple(parse_constraint(m, t) for m, t in experiment.get("constraints", {}).items())
-    return compute_front(trials_frame(loaded), study=name, objectives=objectives, constraints=constraints, filters=filters)
+    frame = trials_frame(loaded)
+    if verified is None:
+        verified = bool(not frame.empty and frame["verified"].any())
+    return compute_front(frame, study=name, objectives=objectives, constraints=constraints, filters=filters, verified_only=verified)
 
 
 def compare_fronts(fronts: Sequence[ParetoFront]) -> pd.DataFrame:

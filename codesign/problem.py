@@ -136,7 +136,7 @@ class CodesignProblem:
 class Table(Protocol):
     """A tabular benchmark: every metric of every architecture is known."""
 
-    def lookup(self, arch: Any) -> Mapping[str, float]: ...
+    def lookup(self, arch_id: str) -> Mapping[str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ class TableProblem:
         return arch, Candidate(self.space.name, self.space.arch_id(arch))
 
     def evaluate(self, candidate: Candidate, *, split: str = "val") -> Evaluation:
-        row = self.table.lookup(self.space.from_id(candidate.arch_id))
+        row = self.table.lookup(self.space.arch_id(self.space.from_id(candidate.arch_id)))
         metrics = {c: float(row[c]) for c in self.columns}
         metrics["accuracy"] = float(row[self.accuracy_column])
         return Evaluation(candidate, metrics, dict.fromkeys(metrics, Fidelity.TABLE))

@@ -8,7 +8,6 @@ source, on first use.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from codesign.config import ExperimentConfig
@@ -70,15 +69,20 @@ def _accuracy_source(config: ExperimentConfig, space: Any) -> Any:
 
 
 def _table_problem(config: ExperimentConfig, space: Any) -> TableProblem:
-    from search_spaces.nb201 import NB201Table, default_table_path
+    from search_spaces.nb201 import TABLE_COLUMNS, NB201Table
 
     path = config.resolve(config.accuracy.data_dir)
-    table_path = Path(path) if path is not None else default_table_path()
-    table = NB201Table.load(table_path)
+    if path is None:
+        raise ConfigError("accuracy.data_dir", "the path of the table file (nb201_accuracy_latency.csv.gz) is required")
+    try:
+        table = NB201Table.load(path)
+    except CodesignError as exc:
+        raise ConfigError("accuracy.data_dir", str(exc)) from None
+    columns = tuple(c for c in TABLE_COLUMNS if c not in ("arch_str", "nb201_index"))
     metric = config.accuracy.metric or DEFAULT_TABLE_METRIC
-    if metric not in table.columns:
-        raise ConfigError("accuracy.metric", f"unknown column {metric!r}; known: {', '.join(table.columns)}")
-    return TableProblem(space=space, table=table, accuracy_column=metric, columns=tuple(table.columns))
+    if metric not in columns:
+        raise ConfigError("accuracy.metric", f"unknown column {metric!r}; known: {', '.join(columns)}")
+    return TableProblem(space=space, table=table, accuracy_column=metric, columns=columns)
 
 
 def build_problem(config: ExperimentConfig) -> Problem:

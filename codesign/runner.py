@@ -14,7 +14,9 @@ from codesign.front import ParetoFront, compute_front, trials_frame
 from codesign.problem import Problem
 from codesign.registry import build_problem
 from codesign.search import Evaluator, Progress, SearchOutcome, prepare_study, run_trials
+from codesign.strategies import make_sampler
 from codesign.values import Evaluation
+from codesign.verify import VerificationReport, verify_front
 
 FRONT_CSV = "front.csv"
 FRONT_JSON = "front.json"
@@ -26,6 +28,7 @@ class RunResult:
     front: ParetoFront
     out_dir: Path
     files: tuple[Path, ...]
+    verification: VerificationReport | None = None
 
 
 def sampler_evaluator(problem: Problem) -> Evaluator:
@@ -38,15 +41,27 @@ def sampler_evaluator(problem: Problem) -> Evaluator:
     return evaluate
 
 
-def front_of(config: ExperimentConfig, study: optuna.Study) -> ParetoFront:
-    return compute_front(trials_frame(study), study=study.study_name, objectives=config.objectives, constraints=config.constraints)
+def sampler_factory(config: ExperimentConfig, problem: Problem) -> Callable[[int], optuna.samplers.BaseSampler]:
+    """Seed -> the strategy's outer sampler (``hao``: the predictor-guided sampler over ``problem``)."""
+    if config.strategy.name == "hao":
+        from codesign.hao import HAOOptions
+
+        options = dict(HAOOptions.parse(config.strategy.options).sampler or {})
+        return lambda seed: make_sampler("tpe", seed, options)
+    return lambda seed: make_sampler(config.strategy.name, seed, dict(config.strategy.options))
 
 
-def write_front(front: ParetoFront, out_dir: Path) -> tuple[Path, ...]:
+def front_of(config: ExperimentConfig, study: optuna.Study, *, verified: bool = False) -> ParetoFront:
+    return compute_front(
+        trials_frame(study), study=study.study_name, objectives=config.objectives, constraints=config.constraints, verified_only=verified
+    )
+
+
+def write_front(front: ParetoFront, out_dir: Path, report: VerificationReport | None = None) -> tuple[Path, ...]:
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = front.to_csv(out_dir / FRONT_CSV)
     json_path = out_dir / FRONT_JSON
-    front.to_json(json_path)
+    front.to_json(json_path, extra={"verification": report.to_dict() if report else None})
     return csv_path, json_path
 
 
@@ -58,12 +73,14 @@ def run_experiment(
     trials: int | None = None,
     worker: int = 0,
     on_progress: Callable[[Progress], None] | None = None,
+    verify: bool = True,
 ) -> RunResult:
-    """Search until the study holds ``trials`` (default: the experiment's budget) completed trials."""
+    """Search until the study holds ``trials`` (default: the experiment's budget) completed trials, then
+    (``verify``) measure the front's pairs on the test split and recompute the front from those numbers."""
     problem = build_problem(config)
     out = config.output_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    study, _ = prepare_study(config, storage=storage, out_dir=out, worker=worker)
+    study, _ = prepare_study(config, storage=storage, out_dir=out, make_sampler=sampler_factory(config, problem), worker=worker)
     target = trials if trials is not None else config.budget.trials
     if config.strategy.name == "hao":
         from codesign.hao import hao_evaluator
@@ -73,5 +90,10 @@ def run_experiment(
         evaluate = sampler_evaluator(problem)
     outcome = run_trials(config, study, evaluate, target=target, timeout_s=config.budget.timeout_s, on_progress=on_progress)
     front = front_of(config, study)
-    files = write_front(front, out)
-    return RunResult(outcome, front, out, files)
+    report = None
+    if verify and not outcome.interrupted and outcome.completed >= target:
+        report = verify_front(problem, study, front)
+        if report is not None:
+            front = front_of(config, study, verified=True)
+    files = write_front(front, out, report)
+    return RunResult(outcome, front, out, files, report)

@@ -9,6 +9,7 @@ never redone.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,6 @@ from codesign.config import ExperimentConfig, config_record
 from codesign.errors import CodesignError
 from codesign.problem import Problem
 from codesign.storage import ATTR_ERROR, load_experiment, open_storage, record_evaluation, save_experiment
-from codesign.strategies import make_sampler
 from codesign.values import Evaluation
 
 MAX_FAILURES_IN_A_ROW = 10
@@ -69,7 +69,7 @@ def open_study(config: ExperimentConfig, storage: optuna.storages.BaseStorage, s
             f"study {config.name!r} exists with directions {[d.name.lower() for d in study.directions]}; "
             f"this experiment has {list(config.directions)} (use another name or output folder)"
         )
-    identity = config_record(config)["identity"]
+    identity = json.loads(json.dumps(config_record(config)["identity"]))  # as stored: tuples become lists
     try:
         stored = load_experiment(study)
     except CodesignError:
@@ -194,6 +194,7 @@ def prepare_study(
     *,
     storage: str | None,
     out_dir: Path,
+    make_sampler: Callable[[int], optuna.samplers.BaseSampler],
     worker: int = 0,
 ) -> tuple[optuna.Study, int]:
     """Open the study with a sampler seeded from the experiment seed, the trials already in the study and
@@ -205,6 +206,4 @@ def prepare_study(
     except KeyError:
         existing = 0
     seed = config.budget.seed if existing == 0 and worker == 0 else derived_seed(config.budget.seed, existing, worker)
-    options = dict(config.strategy.options) if config.strategy.name != "hao" else {}
-    sampler = make_sampler(config.strategy.name, seed, options)
-    return open_study(config, backend, sampler), existing
+    return open_study(config, backend, make_sampler(seed)), existing

@@ -104,12 +104,12 @@ def pick_study(storage: BaseStorage, name: str | None) -> str:
 def record_evaluation(trial: optuna.trial.BaseTrial, evaluation: Evaluation) -> None:
     """Store everything about one evaluated candidate on its trial."""
     trial.set_user_attr(ATTR_CANDIDATE, evaluation.candidate.to_dict())
-    trial.set_user_attr(ATTR_METRICS, {k: _json_float(v) for k, v in evaluation.metrics.items()})
+    trial.set_user_attr(ATTR_METRICS, {k: json_float(v) for k, v in evaluation.metrics.items()})
     trial.set_user_attr(ATTR_FIDELITY, {k: v.value for k, v in evaluation.fidelity.items()})
     trial.set_user_attr(ATTR_VIOLATIONS, list(evaluation.violations))
 
 
-def _json_float(value: float) -> float | str:
+def json_float(value: float) -> float | str:
     """Optuna stores user attributes as JSON: keep infinities readable rather than invalid."""
     value = float(value)
     if value != value:

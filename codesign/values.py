@@ -450,7 +450,7 @@ class Candidate:
             accel = f"|{self.accelerator.template}@{self.accelerator.device}:{self.accelerator.clock_mhz:g}:" + ",".join(
                 f"{k}={'x'.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in self.accelerator.params
             )
-        return f"{self.space}:{self.arch_id}|{bits}{accel}"
+        return f"{self.space}:{self.arch_id}" + (f"|{bits}" if bits else "") + accel
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar and the summary say what matters
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the progress bar counts failed trials and shows the last error
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

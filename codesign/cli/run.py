@@ -68,6 +68,11 @@ def handle(args: argparse.Namespace) -> int:
     outcome = result.outcome
     print(f"study {outcome.study_name}: {outcome.completed} completed trials, {outcome.failed} failed; "
           f"{len(front)} Pareto-optimal pairs on {', '.join(f'{n} ({d})' for n, d in front.objectives)}")
+    if result.verification is not None:
+        v = result.verification
+        print(f"verified {v.pairs} pairs on the test split: searched-vs-verified accuracy error "
+              f"mean {v.accuracy_mae:.4f}, max {v.accuracy_max_error:.4f} (bias {v.accuracy_bias:+.4f}); "
+              f"hardware numbers re-simulated (max relative change {v.hardware_max_rel_error:.2%})")
     if len(front):
         print(table(front.table, front.summary_columns()))
     else:

@@ -1,0 +1,45 @@
+"""Shared fixtures of the core tests: the NAS-Bench-201 table (../shared/data beside the checkout) and
+small experiment files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+NB201_TABLE = SHARED_DATA / "nasbench201" / "nb201_accuracy_latency.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def nb201_table() -> Path:
+    if not NB201_TABLE.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have the NAS-Bench-201 table at {NB201_TABLE}")
+        pytest.skip(f"no NAS-Bench-201 table at {NB201_TABLE}")
+    return NB201_TABLE
+
+
+def nb201_yaml(table: Path, *, name: str = "nb", trials: int = 12, strategy: str = "tpe", extra: str = "") -> str:
+    return (
+        f"name: {name}\n"
+        "space: {architecture: nb201}\n"
+        f"accuracy: {{method: table, metric: cifar10_test_acc, data_dir: {table}}}\n"
+        "objectives: {accuracy: maximize, lat_ms_fpga: minimize}\n"
+        f"strategy: {{name: {strategy}}}\n"
+        f"budget: {{trials: {trials}, seed: 3}}\n" + extra
+    )
+
+
+def digits_yaml(tmp: Path, *, name: str = "dg", trials: int = 3, strategy: str = "random", extra: str = "") -> str:
+    return (
+        f"name: {name}\n"
+        "space: {architecture: mbconv_digits, weight_bits: [4, 8], act_bits: [8], options: {depths: [1], expansions: [1, 3]}}\n"
+        "hardware: {model: overlay, device: xczu3eg, clock_mhz: 200}\n"
+        f"accuracy: {{method: scratch, dataset: digits, epochs: 2, cache_dir: {tmp / 'cache'}}}\n"
+        "objectives: {accuracy: maximize, latency_ms: minimize}\n"
+        'constraints: {dsp_fraction: "<= 0.8"}\n'
+        f"strategy: {{name: {strategy}}}\n"
+        f"budget: {{trials: {trials}, seed: 0}}\n" + extra
+    )

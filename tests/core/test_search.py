@@ -1,0 +1,131 @@
+"""The search loop on the real NAS-Bench-201 table: resume, crashes, infeasibility, storage round-trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from codesign.config import config_from_mapping, load_config
+from codesign.errors import CodesignError
+from codesign.front import load_front
+from codesign.registry import build_problem
+from codesign.runner import run_experiment, sampler_factory
+from codesign.search import prepare_study, run_trials
+from codesign.storage import ATTR_ERROR, open_existing_storage
+from tests.core.conftest import nb201_yaml
+
+
+def config_at(tmp_path: Path, text: str, name: str = "exp.yaml"):  # type: ignore[no-untyped-def]
+    path = tmp_path / name
+    path.write_text(text)
+    return load_config(path)
+
+
+def interrupting_run(config, out: Path, stop_at: int) -> int:  # type: ignore[no-untyped-def]
+    """Run until the ``stop_at``-th evaluation, which is interrupted as by Ctrl-C."""
+    problem = build_problem(config)
+    study, _ = prepare_study(config, storage=None, out_dir=out, make_sampler=sampler_factory(config, problem))
+    calls = []
+
+    def evaluate(trial: optuna.Trial):  # type: ignore[no-untyped-def]
+        calls.append(trial.number)
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt
+        return problem.evaluate(problem.suggest(trial)[1])
+
+    outcome = run_trials(config, study, evaluate, target=config.budget.trials)
+    assert outcome.interrupted
+    return outcome.completed
+
+
+def completed(out: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=name, storage=open_existing_storage(out))
+    return study.get_trials(states=(TrialState.COMPLETE,))
+
+
+@pytest.mark.parametrize("strategy", ["tpe", "random", "hao"])
+def test_resume_after_interrupt_loses_and_repeats_nothing(tmp_path: Path, nb201_table: Path, strategy: str) -> None:
+    config = config_at(tmp_path, nb201_yaml(nb201_table, trials=14, strategy=strategy))
+    out = tmp_path / "run"
+    assert interrupting_run(config, out, stop_at=7) == 6
+    before = {t.number: (t.params, t.values) for t in completed(out, "nb")}
+    result = run_experiment(config, out_dir=out)
+    after = completed(out, "nb")
+    assert result.outcome.completed == 14 and len(after) == 14
+    assert {t.number: (t.params, t.values) for t in after if t.number in before} == before
+    numbers = [t.number for t in after]
+    assert len(set(numbers)) == len(numbers)
+    # the resumed sampler does not replay the first run's draws
+    params = [tuple(sorted(t.params.items())) for t in after]
+    assert len(set(params[6:]) - set(params[:6])) >= 6
+
+
+def test_crashed_evaluation_fails_one_trial_and_keeps_its_error(tmp_path: Path, nb201_table: Path) -> None:
+    config = config_at(tmp_path, nb201_yaml(nb201_table, trials=6))
+    problem = build_problem(config)
+    study, _ = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(config, problem))
+    calls = []
+
+    def evaluate(trial: optuna.Trial):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("simulated board timeout\nsecond line")
+        return problem.evaluate(problem.suggest(trial)[1])
+
+    outcome = run_trials(config, study, evaluate, target=6)
+    assert (outcome.completed, outcome.failed) == (6, 1)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert failed[0].user_attrs[ATTR_ERROR] == "ValueError: simulated board timeout"
+
+
+def test_repeated_failures_stop_with_one_clear_error(tmp_path: Path, nb201_table: Path) -> None:
+    config = config_at(tmp_path, nb201_yaml(nb201_table, trials=30))
+    problem = build_problem(config)
+    study, _ = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(config, problem))
+
+    def evaluate(trial: optuna.Trial):  # type: ignore[no-untyped-def]
+        raise RuntimeError("board unplugged")
+
+    with pytest.raises(CodesignError, match="10 evaluations in a row failed.*board unplugged"):
+        run_trials(config, study, evaluate, target=30)
+
+
+def test_infeasible_constraints_end_with_an_empty_front(tmp_path: Path, nb201_table: Path) -> None:
+    config = config_at(tmp_path, nb201_yaml(nb201_table, trials=8, extra='constraints: {lat_ms_fpga: "<= 0.01"}\n'))
+    result = run_experiment(config, out_dir=tmp_path / "run")
+    assert result.outcome.completed == 8
+    assert len(result.front) == 0
+    assert (tmp_path / "run" / "front.json").is_file()
+    assert len(load_front(tmp_path / "run")) == 0
+    assert len(load_front(tmp_path / "run", ignore_constraints=True)) > 0
+
+
+def test_front_is_rebuilt_from_storage_alone(tmp_path: Path, nb201_table: Path) -> None:
+    config = config_at(tmp_path, nb201_yaml(nb201_table, trials=20, extra='constraints: {lat_ms_fpga: "<= 5"}\n'))
+    result = run_experiment(config, out_dir=tmp_path / "run")
+    rebuilt = load_front(tmp_path / "run")
+    assert len(rebuilt) >= 2
+    cols = ["trial", "key", "accuracy", "lat_ms_fpga"]
+    assert rebuilt.table[cols].equals(result.front.table[cols])
+    assert [p.candidate for p in rebuilt.pairs()] == [p.candidate for p in result.front.pairs()]
+    assert all(p.metrics["lat_ms_fpga"] <= 5 for p in rebuilt.pairs())
+    assert all(p.fidelity["accuracy"] == "table" for p in rebuilt.pairs())
+
+
+def test_same_seed_gives_the_same_search(tmp_path: Path, nb201_table: Path) -> None:
+    config = config_at(tmp_path, nb201_yaml(nb201_table, trials=15))
+    a = run_experiment(config, out_dir=tmp_path / "a").front.table
+    b = run_experiment(config, out_dir=tmp_path / "b").front.table
+    assert a[["trial", "key"]].equals(b[["trial", "key"]])
+
+
+def test_a_study_refuses_a_different_experiment(tmp_path: Path, nb201_table: Path) -> None:
+    out = tmp_path / "run"
+    run_experiment(config_at(tmp_path, nb201_yaml(nb201_table, trials=3)), out_dir=out)
+    other = config_at(tmp_path, nb201_yaml(nb201_table, trials=3, strategy="random"), name="other.yaml")
+    other = config_from_mapping({**other.to_dict(), "name": "nb"}, source=other.source)
+    with pytest.raises(CodesignError, match=r"already holds a different experiment \(changed: strategy\)"):
+        run_experiment(other, out_dir=out)
