@@ -12,10 +12,11 @@ with ``n_i`` the layer's weight count and ``Q_b`` a symmetric per-output-channel
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -101,6 +102,26 @@ class PerturbationTable:
             for name, trace, n, row in zip(self.layers, self.traces, self.params, self.omega, strict=True)
             for b, w in zip(self.bits, row, strict=True)
         ]
+
+    def write_csv(
+        self, path: Path | str, costs: Mapping[str, Mapping[str, Mapping[int, float]]] | None = None
+    ) -> None:
+        """The LAYERS.csv of ``codesign allocate-bits``: one row per (layer, bits) with ``layer, bits,
+        omega``, one column per entry of ``costs[column][layer][bits]`` (e.g.
+        :func:`codesign.ilp.network_costs`), then ``trace`` and ``params``."""
+        costs = costs or {}
+        for column, per_layer in costs.items():
+            missing = [f"{n}@{b}" for n in self.layers for b in self.bits if b not in per_layer.get(n, {})]
+            if missing:
+                raise CodesignError(f"cost column {column!r}: no value for {', '.join(missing[:5])}")
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["layer", "bits", "omega", *costs, "trace", "params"])
+            for row in self.rows():
+                extra = [repr(float(costs[c][row["layer"]][row["bits"]])) for c in costs]
+                writer.writerow(
+                    [row["layer"], row["bits"], repr(row["omega"]), *extra, repr(row["trace"]), row["params"]]
+                )
 
     def renamed(self, names: Sequence[str]) -> PerturbationTable:
         """The same table under new layer names, in order (e.g. module names to the names of the space's

@@ -22,6 +22,8 @@ from codesign.errors import CodesignError
 from codesign.ilp import BitAllocation, BitAllocationProblem, Budget, allocate_bits, sensitivity_front
 
 REQUIRED = ("layer", "bits", "omega")
+INFORMATION = ("trace", "params")
+"""Per-layer columns :meth:`codesign.sensitivity.PerturbationTable.write_csv` adds; not summed costs."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,9 @@ def _number(text: str | None, row: int, column: str, path: str) -> float:
 
 
 def read_layer_table(path: str | Path, cost_columns: list[str]) -> LayerTable:
-    """Parse LAYERS.csv; ``cost_columns`` must be numeric in every row, other extra columns are reported
-    when they are numeric throughout. Rows are numbered as in a spreadsheet (header = row 1)."""
+    """Parse LAYERS.csv; ``cost_columns`` must be numeric in every row, other extra columns (except
+    ``trace`` and ``params``) are reported when they are numeric throughout. Rows are numbered as in a
+    spreadsheet (header = row 1)."""
     name = str(path)
     try:
         with open(path, newline="", encoding="utf-8") as handle:
@@ -112,7 +115,7 @@ def read_layer_table(path: str | Path, cost_columns: list[str]) -> LayerTable:
     if missing:
         known = ", ".join(c for c in header if c not in REQUIRED) or "none"
         raise CodesignError(f"{name}: missing column(s) {', '.join(missing)}; cost columns present: {known}")
-    extra = [c for c in header if c not in REQUIRED and c not in cost_columns and c is not None]
+    extra = [c for c in header if c not in (*REQUIRED, *INFORMATION, *cost_columns) and c is not None]
     reported = [c for c in extra if all(_is_finite(r.get(c)) for r in rows)]
     omega: dict[str, dict[int, float]] = {}
     costs: dict[str, dict[str, dict[int, float]]] = {c: {} for c in (*cost_columns, *reported)}

@@ -6,8 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 from codesign.cli import main
+from codesign.errors import CodesignError
+from codesign.ilp import BitAllocationProblem, Budget, allocate_bits, network_costs
+from codesign.sensitivity import TraceSettings, sensitivity_table
+from codesign.values import Layer, Network
 
 GOOD = """layer,bits,omega,size_mb,latency_ms,note
 conv1,2,0.9,0.01,1.0,a
@@ -127,3 +133,40 @@ def test_broken_input_is_one_line_and_exit_2(
 def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["allocate-bits", str(tmp_path / "none.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_table_written_from_a_model_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(48, 6), nn.ReLU(), nn.Linear(6, 4)
+    )
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 1, 6, 6, generator=gen), torch.randint(0, 4, (32,), generator=gen)
+    table = sensitivity_table(
+        model, nn.functional.cross_entropy, [(x, y)], settings=TraceSettings(max_iter=10)
+    )
+    net = Network(
+        "tiny",
+        (
+            Layer("0", "conv", 1, 3, in_h=6, in_w=6, kernel=3, bias=True),
+            Layer("3", "linear", 48, 6, bias=True),
+            Layer("5", "linear", 6, 4, bias=True),
+        ),
+        input_shape=(1, 6, 6),
+    )
+    costs = network_costs(net, table.bits)
+    path = tmp_path / "layers.csv"
+    table.write_csv(path, costs)
+    result = run_json(capsys, str(path), "--budget", "size_mb<=alpha:0.5", "--budget", "bops<=alpha:0.6")
+    expected = allocate_bits(
+        BitAllocationProblem.from_tables(
+            omega=table.omega_map(),
+            costs=costs,
+            budgets=[Budget("size_mb", alpha=0.5), Budget("bops", alpha=0.6)],
+        )
+    )
+    assert result["bits"] == expected.bits_dict()
+    assert result["objective"] == pytest.approx(expected.objective, rel=1e-12)
+    assert set(result["values"]) == {"size_mb", "bops"}
+    with pytest.raises(CodesignError, match="no value for"):
+        table.write_csv(path, {"size_mb": {"0": {2: 1.0}}})

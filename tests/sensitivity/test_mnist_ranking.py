@@ -11,6 +11,7 @@ from torch import nn
 
 from codesign.data import load_dataset
 from codesign.sensitivity import TraceSettings, sensitivity_table, single_layer_drops, weighted_layers
+from codesign.training import accuracy, fit, seeded_model
 from search_spaces.registry import make_space
 
 MNIST = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mnist"
@@ -26,25 +27,25 @@ def test_perturbation_ranks_single_layer_accuracy_drops() -> None:
     arch = space.from_choices(
         {"s0_depth": 1, "s0_width": 16, "s1_depth": 1, "s1_width": 24, "s2_depth": 1, "s2_width": 48}
     )
-    torch.manual_seed(0)
-    model = space.build_model(arch)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model = seeded_model(space, arch, 0)
     gen = torch.Generator().manual_seed(0)
-    for _ in range(2):
-        order = torch.randperm(len(data.train_y), generator=gen)
-        for start in range(0, len(order), 128):
-            idx = order[start : start + 128]
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(data.train_x[idx]), data.train_y[idx]).backward()
-            optimizer.step()
+    fit(
+        model,
+        data.train_x,
+        data.train_y,
+        steps=2 * 47,
+        batch_size=128,
+        lr=3e-3,
+        weight_decay=0.0,
+        generator=gen,
+    )
     model.eval()
     test_x, test_y = data.test_x[:3000], data.test_y[:3000]
 
-    def accuracy(m: nn.Module) -> float:
-        with torch.no_grad():
-            return float((m(test_x).argmax(dim=1) == test_y).float().mean())
+    def test_accuracy(m: nn.Module) -> float:
+        return accuracy(m, test_x, test_y)
 
-    assert accuracy(model) > 0.9
+    assert test_accuracy(model) > 0.9
     names = [name for name, _ in weighted_layers(model)]
     assert len(names) >= 8
     table = sensitivity_table(
@@ -54,6 +55,6 @@ def test_perturbation_ranks_single_layer_accuracy_drops() -> None:
         bits=(2,),
         settings=TraceSettings(seed=0),
     )
-    drops = single_layer_drops(model, names, 2, accuracy)
+    drops = single_layer_drops(model, names, 2, test_accuracy)
     rho = spearmanr([row[0] for row in table.omega], [drops[n] for n in table.layers]).statistic
     assert rho >= 0.6, (rho, dict(zip(table.layers, table.omega, strict=True)), drops)
