@@ -20,6 +20,7 @@ import xgboost as xgb
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 from sklearn.neural_network import MLPRegressor
+from threadpoolctl import threadpool_limits
 
 from codesign.errors import CodesignError
 from codesign.predictors.features import FeatureSchema
@@ -138,7 +139,7 @@ class AccuracyPredictor:
             )  # fmt: skip
         # one length scale over standardised features: per-feature (ARD) scales cost minutes to fit at
         # a few hundred rows and tens of features, for little gain in ranking
-        kernel = ConstantKernel(1.0) * Matern(length_scale=float(np.sqrt(len(self.schema_))), nu=2.5) + WhiteKernel(1e-1)
+        kernel = ConstantKernel(1.0) * Matern(length_scale=float(np.sqrt(len(self.schema_))), nu=2.5) + WhiteKernel(1e-1, noise_level_bounds=(1e-8, 1e2))
         return GaussianProcessRegressor(kernel=kernel, normalize_y=False, n_restarts_optimizer=0, random_state=seed)
 
     def fit(self, X: np.ndarray, y: Sequence[float] | np.ndarray, *, schema: FeatureSchema | None = None) -> AccuracyPredictor:
@@ -163,11 +164,14 @@ class AccuracyPredictor:
         rng = np.random.default_rng(self.seed)
         members = []
         n_members = 1 if self.model == "gp" else self.n_members
-        for _ in range(n_members):
-            seed = int(rng.integers(2**31 - 1))
-            # each ensemble member sees a bootstrap resample; a lone member sees every row
-            rows = rng.integers(0, len(ys), len(ys)) if n_members > 1 else np.arange(len(ys))
-            members.append(self._member(seed).fit(Xs[rows], ys[rows]))
+        # one BLAS thread: these matrices are small, and threads fighting over a busy machine made a
+        # one-second Gaussian-process fit take twenty
+        with threadpool_limits(1):
+            for _ in range(n_members):
+                seed = int(rng.integers(2**31 - 1))
+                # each ensemble member sees a bootstrap resample; a lone member sees every row
+                rows = rng.integers(0, len(ys), len(ys)) if n_members > 1 else np.arange(len(ys))
+                members.append(self._member(seed).fit(Xs[rows], ys[rows]))
         self.members_ = members
         return self
 
@@ -179,11 +183,12 @@ class AccuracyPredictor:
         if X.ndim != 2 or X.shape[1] != len(self.schema_):
             raise CodesignError(f"accuracy predictor: rows have {X.shape[-1]} features, schema {self.schema_.describe()} expects {len(self.schema_)}")
         Xs = (X - self.x_mean_) / self.x_scale_
-        if self.model == "gp":
-            mean, std = self.members_[0].predict(Xs, return_std=True)
-        else:
-            preds = np.stack([m.predict(Xs) for m in self.members_])
-            mean, std = preds.mean(axis=0), preds.std(axis=0)
+        with threadpool_limits(1):
+            if self.model == "gp":
+                mean, std = self.members_[0].predict(Xs, return_std=True)
+            else:
+                preds = np.stack([m.predict(Xs) for m in self.members_])
+                mean, std = preds.mean(axis=0), preds.std(axis=0)
         return mean * self.y_scale_ + self.y_mean_, std * self.y_scale_
 
     def predict(self, X: np.ndarray) -> np.ndarray:

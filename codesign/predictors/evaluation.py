@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -105,3 +106,29 @@ def evaluate_latency(
         model=regression_metrics(te.latency_ms, predictor.predict(te.networks, te.accels)),
         baseline=regression_metrics(te.latency_ms, baseline.predict(te.networks)),
     )
+
+
+def random_pairs(
+    spaces: Sequence[Any],
+    accel_spaces: Sequence[Any],
+    n_per_space: int,
+    rng: np.random.Generator,
+    *,
+    weight_bits: Sequence[int] = (4, 8),
+    act_bits: Sequence[int] = (4, 8),
+) -> tuple[list[Network], list[AcceleratorConfig], list[str]]:
+    """``n_per_space`` random architectures of each space, each layer at random bits, each on a random
+    configuration of a randomly chosen accelerator space; returns networks, configurations and the
+    space name of each (its family)."""
+    networks: list[Network] = []
+    accels: list[AcceleratorConfig] = []
+    families: list[str] = []
+    for space in spaces:
+        for _ in range(n_per_space):
+            arch = space.sample(rng)
+            k = len(space.network(arch).weighted_layers)
+            net = space.network(arch, rng.choice(list(weight_bits), k).tolist(), rng.choice(list(act_bits), k).tolist())
+            networks.append(net)
+            accels.append(accel_spaces[int(rng.integers(len(accel_spaces)))].sample(net, rng))
+            families.append(str(space.name))
+    return networks, accels, families

@@ -47,6 +47,7 @@ from codesign.predictors.evaluation import (
     LatencySamples,
     evaluate_latency,
     family_split,
+    random_pairs,
     random_split,
     sample_hardware,
 )
@@ -67,18 +68,9 @@ def overlay_samples(n_per_family: int, seed: int) -> LatencySamples:
     from search_spaces.registry import make_space
     from simulators.overlay import OverlayModel
 
-    rng = np.random.default_rng(seed)
     accel_spaces = [OverlaySpace(device=d, clocks_mhz=(150.0, 200.0, 250.0)) for d in ("xczu3eg", "xczu9eg")]
-    networks, accels, families = [], [], []
-    for family in FAMILIES:
-        space = make_space(family)
-        for _ in range(n_per_family):
-            arch = space.sample(rng)
-            k = len(space.network(arch).weighted_layers)
-            net = space.network(arch, rng.choice([2, 4, 8], k).tolist(), rng.choice([4, 8], k).tolist())
-            networks.append(net)
-            accels.append(accel_spaces[int(rng.integers(len(accel_spaces)))].sample(net, rng))
-            families.append(family)
+    spaces = [make_space(name) for name in FAMILIES]
+    networks, accels, families = random_pairs(spaces, accel_spaces, n_per_family, np.random.default_rng(seed), weight_bits=(2, 4, 8))
     return sample_hardware(OverlayModel(), networks, accels, families)
 
 
@@ -91,7 +83,7 @@ def latency_figures(seeds: int) -> dict[str, float]:
         for held in FAMILIES:
             train, test = family_split(samples.families, [held])
             reports.append(evaluate_latency(samples, train, test, LatencyPredictor(seed=seed)))
-        figures = {
+        figures: dict[str, Any] = {
             "latency_mape": np.mean([r.model.mape for r in reports]),
             "latency_within_5pct": np.mean([r.model.within_5 for r in reports]),
             "latency_within_10pct": np.mean([r.model.within_10 for r in reports]),

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from codesign.predictors.evaluation import LatencySamples, sample_hardware
+from codesign.predictors.evaluation import random_pairs as pairs
 from search_spaces.accelerator import OverlaySpace
 from search_spaces.registry import make_space
 from simulators.overlay import OverlayModel
@@ -15,19 +16,8 @@ FAMILIES = ("mbconv_digits", "resnet_digits", "mbconv_mnist", "resnet_mnist")
 
 def random_pairs(n_per_family: int, seed: int) -> tuple[list, list, list]:
     """Random architectures of each family with random 4/8-bit layers on random overlay configurations."""
-    rng = np.random.default_rng(seed)
-    accel_space = OverlaySpace(device="xczu3eg", clocks_mhz=(150.0, 250.0))
-    networks, accels, families = [], [], []
-    for family in FAMILIES:
-        space = make_space(family)
-        for _ in range(n_per_family):
-            arch = space.sample(rng)
-            k = len(space.network(arch).weighted_layers)
-            net = space.network(arch, rng.choice([4, 8], k).tolist(), rng.choice([4, 8], k).tolist())
-            networks.append(net)
-            accels.append(accel_space.sample(net, rng))
-            families.append(family)
-    return networks, accels, families
+    spaces = [make_space(name) for name in FAMILIES]
+    return pairs(spaces, [OverlaySpace(device="xczu3eg", clocks_mhz=(150.0, 250.0))], n_per_family, np.random.default_rng(seed))
 
 
 @pytest.fixture(scope="session")

@@ -73,7 +73,10 @@ def test_saved_model_predicts_identically(board, tmp_path):
     assert loaded.confidence == model.confidence
 
 
-def test_existing_name_needs_force(table_path, tmp_path):
+def test_existing_name_needs_force(board, tmp_path):
+    networks, accels, latency = board
+    table_path = tmp_path / "small.csv"
+    as_table(networks[:8], latency[:8], accels[:8]).to_csv(table_path, index=False)
     argv = [str(table_path), "--name", "b", "--out", str(tmp_path)]
     assert run_import(argv) == 0
     with pytest.raises(CodesignError, match="already exists"):
