@@ -157,6 +157,7 @@ class MeasuredModel:
         clock_mhz: float | None = None,
         energy: LatencyPredictor | None = None,
         energy_confidence: Confidence | None = None,
+        uses_accel: bool = False,
     ) -> None:
         self.name = name
         self.latency = latency
@@ -167,6 +168,9 @@ class MeasuredModel:
         self.clock_mhz = clock_mhz
         self.energy = energy
         self.energy_confidence = energy_confidence
+        self.uses_accel = uses_accel
+        """Whether the measurements named accelerator configurations; when not, the one a call passes is
+        ignored (the measured device is one fixed design)."""
 
     @staticmethod
     def prior_reports(
@@ -220,7 +224,8 @@ class MeasuredModel:
                 networks, accels, np.asarray(energy_mj, dtype=float), prior_energy, seed
             )
         return cls(name=name, latency=latency, confidence=confidence, prior=prior, prior_name=prior_name, device=device,
-                   clock_mhz=clock_mhz, energy=energy, energy_confidence=energy_conf)  # fmt: skip
+                   clock_mhz=clock_mhz, energy=energy, energy_confidence=energy_conf,
+                   uses_accel=any(a is not None for a in accels))  # fmt: skip
 
     def _prior_report(self, network: Network, accel: AcceleratorConfig | None) -> HardwareReport | None:
         if self.prior is None:
@@ -237,6 +242,8 @@ class MeasuredModel:
     def evaluate(self, network: Network, accel: AcceleratorConfig | None = None) -> HardwareReport:
         """Predicted latency (ms) and energy (mJ); energy without measurements is the prior's at the same
         average power, and NaN with neither (an objective over it is then meaningless, not zero)."""
+        if not self.uses_accel:
+            accel = None
         prior = self._prior_report(network, accel)
         prior_lat = None if prior is None else [prior.latency_ms]
         latency = float(self.latency.predict([network], [accel], prior_ms=prior_lat)[0])
@@ -271,7 +278,7 @@ class MeasuredModel:
             self.energy.save(path / "energy")
         meta = {
             "format_version": MEASURED_FORMAT_VERSION, "name": self.name, "prior": self.prior_name,
-            "device": self.device, "clock_mhz": self.clock_mhz, "confidence": self.confidence.to_dict(),
+            "device": self.device, "clock_mhz": self.clock_mhz, "uses_accel": self.uses_accel, "confidence": self.confidence.to_dict(),
             "energy_confidence": None if self.energy_confidence is None else self.energy_confidence.to_dict(),
         }  # fmt: skip
         (path / META_FILE).write_text(json.dumps(meta, indent=1))
@@ -302,6 +309,7 @@ class MeasuredModel:
             prior=prior, prior_name=meta.get("prior"), device=meta.get("device"), clock_mhz=meta.get("clock_mhz"),
             energy=LatencyPredictor.load(energy_path) if energy_path.is_dir() else None,
             energy_confidence=None if meta.get("energy_confidence") is None else Confidence.from_dict(meta["energy_confidence"]),
+            uses_accel=bool(meta.get("uses_accel", False)),
         )  # fmt: skip
 
 
@@ -313,7 +321,10 @@ def models_dir(explicit: str | Path | None = None) -> Path:
 
 
 def load_measured(name: str, directory: str | Path | None = None) -> MeasuredModel:
-    """The measured model saved as ``<directory>/<name>`` (``measured:NAME`` in an experiment)."""
+    """The measured model saved as ``<directory>/<name>`` (``measured:NAME`` in an experiment).
+
+    Keyword-compatible with the hardware-model registry: registered as ``measured =
+    simulators.measured:load_measured``, ``make_hardware_model("measured", name="board")`` opens it."""
     folder = models_dir(directory) / name
     if not (folder / META_FILE).is_file():
         root = models_dir(directory)

@@ -157,3 +157,21 @@ def test_arch_ids_resolve_through_a_space(tmp_path):
     with_bits["act_bits"] = "-".join(["8"] * k)
     table = parse_measurements(with_bits.iloc[:1], resolve_space=make_space, default_space="resnet_digits")
     assert {layer.weight_bits for layer in table.networks[0].weighted_layers} == {4}
+
+
+def test_rows_without_accelerator_use_the_priors_best_design(board, tmp_path):
+    networks, _, _ = board
+    sim = OverlayModel()
+    best = [sim.best_accelerator(n, "xczu3eg")[1].latency_ms for n in networks[:10]]
+    latency = [2.0 * b for b in best]
+    path = tmp_path / "fixed.csv"
+    as_table(networks[:10], latency).to_csv(path, index=False)
+    with pytest.raises(CodesignError, match="--device"):
+        run_import([str(path), "--name", "fixed", "--prior", "overlay", "--out", str(tmp_path)])
+    assert run_import([str(path), "--name", "fixed", "--prior", "overlay", "--device", "xczu3eg", "--out", str(tmp_path)]) == 0
+    model = load_measured("fixed", tmp_path)
+    assert not model.uses_accel
+    # the measured device is one fixed design: a configuration passed in is ignored
+    some_accel = board[1][0]
+    assert model.evaluate(networks[0], some_accel).latency_ms == pytest.approx(latency[0], rel=1e-6)
+    assert model.evaluate(networks[0]).latency_ms == pytest.approx(latency[0], rel=1e-6)
