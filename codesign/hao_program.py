@@ -8,8 +8,9 @@ configuration ``c`` the remaining problem is a multiple-choice integer program o
 (all ``<= B``, at least one ``= B``), solved by :func:`codesign.ilp.solve_program`:
 
 - ``minimise="latency"``: minimum latency subject to ``sum Omega <= omega_budget`` (and the bit
-  problem's own budgets). The (configuration, context) pairs are visited in order of a lower bound (every
-  layer at its fastest allowed bit-width) and the search stops when the bound reaches the best latency.
+  problem's own budgets). Configurations dominated in every per-layer latency by another of the same
+  context are skipped; the rest are visited in order of a lower bound (every layer at its fastest
+  allowed bit-width) and the search stops when the bound reaches the best latency.
 - ``minimise="omega"``: minimum summed Omega subject to ``latency <= latency_budget_ms``. Contexts are
   visited in order of their Omega lower bound; within one, configurations dominated in every per-layer
   latency by another are skipped.
@@ -233,7 +234,9 @@ def _min_latency(
     queue: list[tuple[float, int, int]] = []
     for k, ctx in enumerate(contexts):
         fastest = ctx.fastest()
-        queue.extend((float(fastest[c]), k, int(c)) for c in np.flatnonzero(ctx.feasible))
+        if ctx.feasible.any():
+            # a configuration slower in every layer than another of the same context cannot win
+            queue.extend((float(fastest[c]), k, c) for c in _minimal_configs(ctx, np.flatnonzero(ctx.feasible)))
     queue.sort()
     best: tuple[BitAllocation, int, _Context] | None = None
     best_latency = float("inf")
