@@ -74,6 +74,18 @@ def array_precision(layers: LayerArrays, dsp_kind: str) -> tuple[bool, int, np.n
     return False, width, np.where(weighted, factor, 1)
 
 
+def _factor(*columns: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Distinct rows of the given (N,) columns and, for each configuration, the index of its row.
+
+    Costs that depend on one parameter only are computed once per distinct value and gathered; for a few
+    configurations the columns are used as they are (elementwise results are the same either way).
+    """
+    if len(columns[0]) <= 32:
+        return columns, np.arange(len(columns[0]))
+    unique, inverse = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
+    return tuple(unique[:, i] for i in range(len(columns))), inverse.ravel()
+
+
 def overlay_arrays(
     layers: LayerArrays,
     tm: np.ndarray,
@@ -86,50 +98,59 @@ def overlay_arrays(
 ) -> BatchResult:
     """The overlay cost of every layer on every configuration (configs are the ``(N,)`` arrays)."""
     lut_mode, width, factor = array_precision(layers, device.dsp_kind)
-    weighted = layers.weighted
+    weighted, is_pool = layers.weighted, layers.is_pool
     k2 = layers.kernel * layers.kernel
     m_g = layers.cout // layers.groups
     n_g = layers.cin // layers.groups
-    tn_l = tn * factor
-    gp = np.minimum(np.where(m_g < tm, np.maximum(1, tm // m_g), 1), layers.groups)
-    tr_e = np.minimum(tr, layers.out_h)
-    tc_e = np.minimum(tc, layers.out_w)
-    n_rc = _cdiv(layers.out_h, tr) * _cdiv(layers.out_w, tc)
-    n_m = _cdiv(m_g, tm)
-    n_n = _cdiv(n_g, tn_l)
     out_px = layers.out_h * layers.out_w
-    lanes_m = _cdiv(layers.cout, tm)
+    (tm_u,), i_m = _factor(tm)
+    (tn_u,), i_n = _factor(tn)
+    (tr_u, tc_u), i_rc = _factor(tr, tc)
 
-    conv_compute = _cdiv(layers.groups, gp) * n_m * n_n * n_rc * tr_e * tc_e * k2
-    pool_compute = lanes_m * out_px * k2
-    add_compute = lanes_m * out_px
-    compute = np.where(weighted, conv_compute, np.where(layers.is_pool, pool_compute, add_compute))
-
-    rows_in = layers.stride * tr_e + layers.kernel - layers.stride
-    cols_in = layers.stride * tc_e + layers.kernel - layers.stride
-    in_map = layers.cin * layers.in_h * layers.in_w
-    out_bits = layers.cout * out_px * layers.abits
-    conv_bits = (
-        n_m * n_rc * layers.cin * rows_in * cols_in * layers.abits + n_rc * layers.params * layers.wbits
+    # factors of the output-channel lanes (L, distinct tm)
+    gp = np.minimum(np.where(m_g < tm_u, np.maximum(1, tm_u // m_g), 1), layers.groups)
+    n_m = _cdiv(m_g, tm_u)
+    by_m = np.where(weighted, _cdiv(layers.groups, gp) * n_m, _cdiv(layers.cout, tm_u))
+    reloads = np.where(weighted, n_m, 0)
+    # factors of the input-channel lanes (L, distinct tn): narrower layers get f times the lanes
+    n_n = _cdiv(n_g, tn_u * factor)
+    by_n = np.where(weighted, n_n, 1)
+    psum_pj = energy.onchip_pj(np.where(weighted, n_n * layers.cout * out_px * (ACC_BITS / 8.0), 0.0))
+    # factors of the output tile (L, distinct (tr, tc))
+    tr_e = np.minimum(tr_u, layers.out_h)
+    tc_e = np.minimum(tc_u, layers.out_w)
+    n_rc = _cdiv(layers.out_h, tr_u) * _cdiv(layers.out_w, tc_u)
+    by_rc = np.where(weighted, n_rc * tr_e * tc_e * k2, np.where(is_pool, out_px * k2, out_px))
+    in_tile = (layers.stride * tr_e + layers.kernel - layers.stride) * (
+        layers.stride * tc_e + layers.kernel - layers.stride
     )
-    other_bits = np.where(layers.is_add, 2, 1) * in_map * layers.abits
-    offchip = (np.where(weighted, conv_bits, other_bits) + out_bits) / 8.0
+    input_bits = np.where(weighted, n_rc * layers.cin * in_tile * layers.abits, 0)
+    other_bits = np.where(layers.is_add, 2, 1) * layers.cin * layers.in_h * layers.in_w * layers.abits
+    fixed_bits = (
+        np.where(weighted, n_rc * layers.params * layers.wbits, other_bits)
+        + layers.cout * out_px * layers.abits
+    )
+
+    compute = np.take(by_m, i_m, axis=1) * np.take(by_n, i_n, axis=1) * np.take(by_rc, i_rc, axis=1)
+    offchip = (
+        np.take(reloads, i_m, axis=1) * np.take(input_bits, i_rc, axis=1) + np.take(fixed_bits, i_rc, axis=1)
+    ) / 8.0
     bytes_per_cycle = device.offchip_bytes_per_s / (clock_mhz * 1e6)
     memory = np.ceil(offchip / bytes_per_cycle - 1e-9).astype(np.int64)
     cycles = np.maximum(compute, memory)
 
-    psum_bytes = np.where(weighted, n_n * layers.cout * out_px * ACC_BITS / 8.0, 0.0)
-    ops = np.where(
-        layers.is_pool, layers.cout * out_px * k2, np.where(layers.is_add, layers.cout * out_px, 0)
-    )
+    ops = np.where(is_pool, layers.cout * out_px * k2, np.where(layers.is_add, layers.cout * out_px, 0))
+    per_layer_pj = layers.macs * energy.mac_pj(layers.wbits, layers.abits) + ops * energy.op_pj(layers.abits)
     dynamic = (
-        layers.macs * energy.mac_pj(layers.wbits, layers.abits)
-        + ops * energy.op_pj(layers.abits)
-        + energy.onchip_pj(2 * offchip + psum_bytes)
+        per_layer_pj
+        + energy.onchip_pj(2 * offchip)
         + energy.offchip_pj(offchip)
+        + np.take(psum_pj, i_n, axis=1)
     )
 
-    resources = _overlay_resources(layers, tm, tn, tr_e, tc_e, rows_in * cols_in, lut_mode, width, device)
+    depth_in = np.where(weighted, in_tile, 0).max(axis=0)[i_rc]
+    depth_out = np.where(weighted, tr_e * tc_e, 0).max(axis=0)[i_rc]
+    resources = _overlay_resources(layers, tm, tn, depth_in, depth_out, lut_mode, width, device)
     zero = np.zeros_like(cycles)
     latency_ms = layer_sum(cycles) / (clock_mhz * 1e3)
     return BatchResult(
@@ -148,9 +169,8 @@ def _overlay_resources(
     layers: LayerArrays,
     tm: np.ndarray,
     tn: np.ndarray,
-    tr_e: np.ndarray,
-    tc_e: np.ndarray,
-    in_tile: np.ndarray,
+    depth_in: np.ndarray,
+    depth_out: np.ndarray,
     lut_mode: bool,
     width: int,
     device: Device,
@@ -167,9 +187,7 @@ def _overlay_resources(
     else:
         dsp = np.ceil(lanes / float(macs_per_dsp(np.asarray(width), device.dsp_kind)) - 1e-9).astype(np.int64)
         mult_lut = lanes * width // 2 + tm * ACC_BITS
-    depth_in = np.where(weighted, in_tile, 0).max(axis=0)
     depth_w = int(np.where(weighted, layers.kernel * layers.kernel, 0).max())
-    depth_out = np.where(weighted, tr_e * tc_e, 0).max(axis=0)
     bram_in, lut_in = memory_cost(depth_in, np.full_like(depth_in, width))
     bram_w, lut_w = memory_cost(np.full_like(tm, depth_w), tn * width)
     bram_out, lut_out = memory_cost(depth_out, np.full_like(depth_out, ACC_BITS))

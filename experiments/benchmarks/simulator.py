@@ -1,0 +1,149 @@
+"""Speed and fidelity of the FPGA hardware models.
+
+Figures (medians of ``--repeats`` runs where timed):
+
+- ``vectorized_evals_per_s``: overlay evaluations per second of the 20-layer network over the whole
+  accelerator grid at once (one core, the path ``best_accelerator`` uses); ``batch_api_evals_per_s`` is the
+  same through ``evaluate_batch`` with ``AcceleratorConfig`` objects;
+- ``scalar_ms_per_eval``: one ``evaluate`` call with its full per-layer report (overlay);
+  ``dataflow_scalar_ms_per_eval`` the same for the dataflow template;
+- ``best_accel_ms``: the exact latency-optimal overlay configuration over ``best_accel_configs``
+  configurations; ``dataflow_best_accel_ms`` the optimal folding of the same network on the ZCU104;
+- ``nb201_fpga_spearman``: every NAS-Bench-201 cell mapped to its layer list, simulated on one fixed
+  overlay accelerator, rank-correlated with the measured ``lat_ms_fpga``; ``nb201_flops_spearman`` and
+  ``nb201_params_spearman`` rank the same layer lists by MACs and by parameters. HW-NAS-Bench synthesized
+  every operation of a cell, so the cells are mapped without dropping dead operations; the figure with
+  them dropped is ``nb201_fpga_spearman_pruned``. ``nb201_fpga_spearman_grid_{min,median}`` show how much
+  the figure depends on the fixed accelerator (a grid of 16 arrays).
+
+Usage: ``python experiments/benchmarks/simulator.py [--json] [--data ../shared/data] [--repeats 5]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = ROOT / ".." / "shared" / "data"
+FIXED_NB201 = {"device": "xczu3eg", "clock_mhz": 200.0, "tm": 16, "tn": 4, "tr": 16, "tc": 16}
+
+
+def median_time_s(fn: Callable[[], object], repeats: int, inner: int = 1) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times)
+
+
+def speed_figures(repeats: int) -> dict[str, float]:
+    from codesign.values import AcceleratorConfig
+    from search_spaces.accelerator import OverlaySpace
+    from simulators.common import LayerArrays
+    from simulators.dataflow import DataflowModel
+    from simulators.overlay import OverlayModel, overlay_arrays
+    from simulators.testing import conv_stack
+
+    net = conv_stack(20)
+    overlay, dataflow = OverlayModel(), DataflowModel()
+    device = overlay.catalog.get("xczu3eg")
+    space = OverlaySpace(device="xczu3eg", clocks_mhz=(150.0, 200.0, 250.0))
+    grid = space.grid()
+    layers = LayerArrays.of(net)
+
+    def vectorized() -> None:
+        result = overlay_arrays(
+            layers, grid["tm"], grid["tn"], grid["tr"], grid["tc"], grid["clock_mhz"], device, overlay.energy
+        )
+        result.totals(device)
+
+    configs = space.configs(net)
+    accel = AcceleratorConfig.make("overlay", "xczu3eg", 200, tm=32, tn=16, tr=16, tc=16)
+    fold, _ = dataflow.best_accelerator(net, "xczu7ev")
+    default_space = OverlaySpace.for_device(device)
+    return {
+        "vectorized_evals_per_s": len(space) / median_time_s(vectorized, repeats),
+        "vectorized_configs": float(len(space)),
+        "batch_api_evals_per_s": len(configs)
+        / median_time_s(lambda: overlay.evaluate_batch(net, configs), repeats),
+        "scalar_ms_per_eval": 1e3 * median_time_s(lambda: overlay.evaluate(net, accel), repeats, inner=200),
+        "dataflow_scalar_ms_per_eval": 1e3
+        * median_time_s(lambda: dataflow.evaluate(net, fold), repeats, inner=200),
+        "best_accel_ms": 1e3 * median_time_s(lambda: overlay.best_accelerator(net, "xczu3eg"), repeats),
+        "best_accel_configs": float(len(default_space)),
+        "dataflow_best_accel_ms": 1e3
+        * median_time_s(lambda: dataflow.best_accelerator(net, "xczu7ev"), repeats),
+    }
+
+
+def nb201_figures(data: Path) -> dict[str, float]:
+    from scipy.stats import spearmanr
+
+    from codesign.values import AcceleratorConfig
+    from search_spaces.nb201 import NB201Space, NB201Table
+    from simulators.overlay import OverlayModel
+
+    table = NB201Table.load(data / "nasbench201" / "nb201_accuracy_latency.csv.gz")
+    measured = table.column("lat_ms_fpga")
+    model = OverlayModel()
+    fixed = dict(FIXED_NB201)
+    accel = AcceleratorConfig.make(
+        "overlay", str(fixed.pop("device")), float(fixed.pop("clock_mhz")), **fixed
+    )  # type: ignore[arg-type]
+    grid = [
+        AcceleratorConfig.make("overlay", accel.device, accel.clock_mhz, tm=tm, tn=tn, tr=16, tc=16)
+        for tm in (8, 16, 32, 64)
+        for tn in (4, 8, 16, 32)
+    ]
+    out: dict[str, float] = {}
+    for prune in (False, True):
+        space = NB201Space(table, prune=prune)
+        nets = [space.network(space.from_id(a)) for a in table.arch_strs()]
+        simulated = np.asarray([model.evaluate(n, accel).latency_ms for n in nets])
+        suffix = "_pruned" if prune else ""
+        out[f"nb201_fpga_spearman{suffix}"] = float(spearmanr(simulated, measured)[0])
+        out[f"nb201_flops_spearman{suffix}"] = float(spearmanr([n.macs for n in nets], measured)[0])
+        out[f"nb201_params_spearman{suffix}"] = float(spearmanr([n.params for n in nets], measured)[0])
+        if not prune:
+            batch = np.stack([model.evaluate_batch(n, grid)["latency_ms"] for n in nets])
+            rhos = [float(spearmanr(batch[:, j], measured)[0]) for j in range(len(grid))]
+            out["nb201_fpga_spearman_grid_min"] = min(rhos)
+            out["nb201_fpga_spearman_grid_median"] = statistics.median(rhos)
+    out["nb201_cells"] = float(len(table))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object with the figures")
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="the shared data folder (default: %(default)s)"
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median reported)")
+    parser.add_argument("--skip-nb201", action="store_true", help="leave out the NAS-Bench-201 figures")
+    args = parser.parse_args(argv)
+    figures = speed_figures(args.repeats)
+    if not args.skip_nb201:
+        figures.update(nb201_figures(args.data))
+    figures["nb201_fixed_accelerator"] = FIXED_NB201  # type: ignore[assignment]
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for name, value in figures.items():
+            print(f"{name:36s} {value:.4g}" if isinstance(value, float) else f"{name:36s} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
