@@ -20,7 +20,7 @@ import numpy as np
 from codesign.errors import CodesignError
 from codesign.values import AcceleratorConfig, Layer, Network
 
-NETWORK_FEATURES_VERSION = 1
+NETWORK_FEATURES_VERSION = 2
 """Bumped whenever :func:`network_features` changes meaning; saved predictors refuse another version."""
 
 _BIT_BUCKETS = ((4, "b4"), (8, "b8"), (16, "b16"), (10**9, "b32"))
@@ -150,16 +150,18 @@ def _tiling_cycles(network: Network, params: Mapping[str, Any]) -> float:
 
 
 def _folding_cycles(network: Network, params: Mapping[str, Any]) -> tuple[float, float]:
-    """Sum and maximum over weighted layers of ``(MH/PE)*(MW/SIMD)*pixels`` (FINN's folding)."""
+    """Sum and maximum over layers of ``(MH/PE)*(MW/SIMD)*pixels`` (FINN's folding; one PE and SIMD per
+    layer in layer order, or one value for all)."""
+    from codesign.predictors.layer_features import folded_shape
+
     pe, simd = params["pe"], params["simd"]
-    weighted = network.weighted_layers
-    if not (isinstance(pe, tuple) and isinstance(simd, tuple)) or len(pe) != len(weighted) or len(simd) != len(weighted):
-        pe = (int(pe[0]) if isinstance(pe, tuple) else int(pe),) * len(weighted)
-        simd = (int(simd[0]) if isinstance(simd, tuple) else int(simd),) * len(weighted)
-    cycles = [
-        math.ceil(layer.out_channels / p) * math.ceil(layer.kernel**2 * layer.in_channels // layer.groups / s) * layer.output_pixels
-        for layer, p, s in zip(weighted, pe, simd, strict=True)
-    ]
+    n = len(network.layers)
+    pe_all = tuple(int(v) for v in pe) if isinstance(pe, tuple) and len(pe) == n else (int(pe[0] if isinstance(pe, tuple) else pe),) * n
+    simd_all = tuple(int(v) for v in simd) if isinstance(simd, tuple) and len(simd) == n else (int(simd[0] if isinstance(simd, tuple) else simd),) * n
+    cycles = []
+    for layer, p, s in zip(network.layers, pe_all, simd_all, strict=True):
+        mh, mw, pixels = folded_shape(layer)
+        cycles.append(math.ceil(mh / p) * math.ceil(mw / s) * pixels)
     return float(sum(cycles)), float(max(cycles, default=0))
 
 

@@ -21,7 +21,7 @@ from codesign.errors import CodesignError
 from codesign.predictors.features import FeatureSchema, LatencyFeaturizer
 from codesign.values import AcceleratorConfig, Layer, Network
 
-LAYER_FEATURES_VERSION = 1
+LAYER_FEATURES_VERSION = 2
 LAYER_FEATURE_NAMES: tuple[str, ...] = (
     "is_conv", "is_depthwise", "is_pointwise", "is_linear", "is_pool", "is_add",
     "in_channels", "out_channels", "in_h", "in_w", "out_h", "out_w", "kernel", "stride", "groups",
@@ -57,22 +57,33 @@ def _tiling_hint(layer: Layer, params: dict[str, Any]) -> tuple[float, float]:
     return float(cycles), offchip
 
 
+def folded_shape(layer: Layer) -> tuple[int, int, int]:
+    """(MH, MW, pixels) of a layer as a matrix-vector engine (FINN's folding; see simulators.dataflow)."""
+    if layer.kind == "conv":
+        return layer.out_channels, layer.kernel**2 * layer.in_channels // layer.groups, layer.output_pixels
+    if layer.kind == "linear":
+        return layer.out_channels, layer.in_channels, 1
+    if layer.kind == "pool":
+        return layer.out_channels, layer.kernel**2, layer.output_pixels
+    return layer.out_channels, 1, layer.output_pixels
+
+
 def _folding_hint(layer: Layer, index: int, params: dict[str, Any]) -> tuple[float, float]:
-    """Cycles ``(MH/PE)*(MW/SIMD)*pixels`` of one weighted layer with per-layer PE/SIMD (FINN)."""
+    """Cycles ``(MH/PE)*(MW/SIMD)*pixels`` of the ``index``-th layer with per-layer PE/SIMD (FINN)."""
     pe_all, simd_all = params["pe"], params["simd"]
     pe = int(pe_all[index]) if isinstance(pe_all, tuple) and index < len(pe_all) else _int(params, "pe", 1)
     simd = int(simd_all[index]) if isinstance(simd_all, tuple) and index < len(simd_all) else _int(params, "simd", 1)
-    mw = layer.kernel**2 * layer.in_channels // layer.groups
-    cycles = math.ceil(layer.out_channels / pe) * math.ceil(mw / simd) * layer.output_pixels
+    mh, mw, pixels = folded_shape(layer)
+    cycles = math.ceil(mh / pe) * math.ceil(mw / simd) * pixels
     return float(cycles), (layer.input_elems + layer.output_elems) * layer.act_bits / 8.0
 
 
-def layer_hint(layer: Layer, weighted_index: int, accel: AcceleratorConfig | None) -> tuple[float, float]:
-    """(cycles, off-chip bytes) estimate of one layer; element operations over one lane without a
-    template the hint understands."""
+def layer_hint(layer: Layer, position: int, accel: AcceleratorConfig | None) -> tuple[float, float]:
+    """(cycles, off-chip bytes) estimate of the layer at ``position`` in its network; element operations
+    over one lane without a template the hint understands."""
     params = accel.param_dict() if accel is not None else {}
-    if "pe" in params and "simd" in params and layer.has_weights:
-        return _folding_hint(layer, weighted_index, params)
+    if "pe" in params and "simd" in params:
+        return _folding_hint(layer, position, params)
     if "tm" in params:
         return _tiling_hint(layer, params)
     return float(max(layer.ops, 1)), (layer.input_elems + layer.output_elems) * layer.act_bits / 8.0 + layer.weight_bytes
@@ -120,10 +131,8 @@ class LayerFeaturizer:
         clock_mhz = accel.clock_mhz if accel is not None else 1.0
         accel_row = self._accel_row(accel)
         rows, hints = [], []
-        w_index = 0
         for position, layer in enumerate(network.layers):
-            cycles, offchip = layer_hint(layer, w_index, accel)
-            w_index += layer.has_weights
+            cycles, offchip = layer_hint(layer, position, accel)
             cycles = max(cycles, 1.0)
             hint_ms = cycles / (clock_mhz * 1e3)
             row = [
