@@ -85,26 +85,31 @@ class LayerArrays:
             params=col([layer.params for layer in layers]),
         )
 
-    @property
+    @functools.cached_property
     def weighted(self) -> np.ndarray:
         return (self.kind == KIND_CODES["conv"]) | (self.kind == KIND_CODES["linear"])
 
-    @property
+    @functools.cached_property
     def is_pool(self) -> np.ndarray:
         return self.kind == KIND_CODES["pool"]
 
-    @property
+    @functools.cached_property
     def is_add(self) -> np.ndarray:
         return self.kind == KIND_CODES["add"]
 
+    @functools.cached_property
+    def out_pixels(self) -> np.ndarray:
+        return self.out_h * self.out_w
+
+    @functools.cached_property
+    def kernel_area(self) -> np.ndarray:
+        return self.kernel * self.kernel
+
 
 def layer_sum(values: np.ndarray) -> np.ndarray:
-    """Sum over layers (axis 0) in layer order, so one configuration and a batch round the same way
-    (numpy's pairwise summation would depend on the array's shape)."""
-    total = values[0].copy()
-    for row in values[1:]:
-        total += row
-    return total
+    """Sum over layers (axis 0) strictly in layer order (an accumulate, unlike numpy's pairwise ``sum``),
+    so one configuration and a batch of them round exactly the same way."""
+    return np.add.accumulate(values, axis=0)[-1]
 
 
 @functools.lru_cache(maxsize=64)

@@ -17,6 +17,10 @@ from codesign.errors import CodesignError
 
 # (depth, width) aspect ratios of one RAMB18 in simple dual-port mode.
 BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+_SHAPE_DEPTHS = np.asarray([d for d, _ in BRAM18_SHAPES], dtype=np.int64)
+_SHAPE_WIDTHS = np.asarray([w for _, w in BRAM18_SHAPES], dtype=np.int64)
+_SHAPE_DEPTHS.flags.writeable = False
+_SHAPE_WIDTHS.flags.writeable = False
 LUTRAM_MAX_DEPTH = 64
 """Memories this shallow go to LUTRAM: one LUT6 holds 64 x 1 bit (RAM64X1D)."""
 LUT_MULT_MAX_BITS = 3
@@ -77,11 +81,8 @@ def bram18_blocks(depth: np.ndarray, width_bits: np.ndarray) -> np.ndarray:
     """
     depth = np.asarray(depth, dtype=np.int64)
     width = np.asarray(width_bits, dtype=np.int64)
-    best = None
-    for d, w in BRAM18_SHAPES:
-        blocks = -(-depth // d) * -(-width // w)
-        best = blocks if best is None else np.minimum(best, blocks)
-    assert best is not None
+    blocks = -(-depth[..., None] // _SHAPE_DEPTHS) * -(-width[..., None] // _SHAPE_WIDTHS)
+    best = blocks.min(axis=-1)
     return np.where((depth > 0) & (width > 0), best, 0)
 
 

@@ -31,6 +31,7 @@ shared and is charged once to the whole design.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -58,8 +59,16 @@ def _cdiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return -(-a // b)
 
 
+@functools.lru_cache(maxsize=64)
 def array_precision(layers: LayerArrays, dsp_kind: str) -> tuple[bool, int, np.ndarray]:
-    """(LUT-multiplier mode, array width in bits, per-layer speed-up factor ``f`` as an (L, 1) array)."""
+    """(LUT-multiplier mode, array width in bits, per-layer speed-up factor ``f`` as a read-only (L, 1)
+    array). Cached: layer arrays are immutable and compared by identity."""
+    lut_mode, width, factor = _array_precision(layers, dsp_kind)
+    factor.flags.writeable = False
+    return lut_mode, width, factor
+
+
+def _array_precision(layers: LayerArrays, dsp_kind: str) -> tuple[bool, int, np.ndarray]:
     weighted = layers.weighted
     widest = np.maximum(layers.wbits, layers.abits)
     if not weighted.any():
@@ -99,10 +108,9 @@ def overlay_arrays(
     """The overlay cost of every layer on every configuration (configs are the ``(N,)`` arrays)."""
     lut_mode, width, factor = array_precision(layers, device.dsp_kind)
     weighted, is_pool = layers.weighted, layers.is_pool
-    k2 = layers.kernel * layers.kernel
+    k2, out_px = layers.kernel_area, layers.out_pixels
     m_g = layers.cout // layers.groups
     n_g = layers.cin // layers.groups
-    out_px = layers.out_h * layers.out_w
     (tm_u,), i_m = _factor(tm)
     (tn_u,), i_n = _factor(tn)
     (tr_u, tc_u), i_rc = _factor(tr, tc)
