@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from codesign.values import AcceleratorConfig, Layer, Network
 from simulators.overlay import OverlayModel
+from simulators.testing import conv_stack
 
 MODEL = OverlayModel()
 
@@ -157,3 +158,25 @@ def test_fewer_bits_never_cost_more_dsp_or_bytes(
     rh, rl = MODEL.evaluate(high, a), MODEL.evaluate(low, a)
     assert rl.dsp <= rh.dsp and rl.bram18 <= rh.bram18
     assert np.sum([c.offchip_bytes for c in rl.per_layer]) <= np.sum([c.offchip_bytes for c in rh.per_layer])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    tm=st.sampled_from([4, 16, 64, 128, 256]),
+    tn=st.sampled_from([2, 8, 32, 64, 128]),
+    tile=st.sampled_from([4, 16, 32, 64]),
+    clock=st.sampled_from([100.0, 300.0, 450.0]),
+    device=st.sampled_from(["xc7z020", "xczu3eg", "u250"]),
+)
+def test_violations_list_exactly_the_exceeded_budgets(
+    tm: int, tn: int, tile: int, clock: float, device: str
+) -> None:
+    report = MODEL.evaluate(conv_stack(8), accel(tm, tn, tile, tile, device=device, clock=clock))
+    usable = MODEL.catalog.get(device).usable
+    over = {
+        n for n in ("lut", "ff", "bram18", "uram", "dsp") if getattr(report.resources, n) > getattr(usable, n)
+    }
+    if clock > MODEL.catalog.get(device).max_clock_mhz:
+        over.add("clock_mhz")
+    assert {v.split(":")[0] for v in report.violations} == over
+    assert report.feasible == (not over)
