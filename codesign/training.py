@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,6 +83,9 @@ class Measurement:
     seconds: float
     cached: bool
     method: str
+    cost_seconds: float = 0.0
+    """Compute time it took to produce the weights behind this measurement (training, extraction,
+    calibration, fine-tuning), whether or not it came from the cache."""
 
 
 def batches(
@@ -234,7 +238,7 @@ class CachedEvaluator:
         data: DataSplits,
         *,
         schedule: TrainSchedule,
-        cache: DiskCache | str | None,
+        cache: DiskCache | str | Path | None,
         seed: int,
         threads: int | None = 1,
     ) -> None:
@@ -298,9 +302,10 @@ class CachedEvaluator:
         if record is not None and state is not None:
             model.load_state_dict(state)
             return model, record
+        start = time.perf_counter()
         model = self._make_float_model(arch)
         self.trainings += 1
-        record = self._scores(model)
+        record = {**self._scores(model), "seconds": time.perf_counter() - start}
         self.cache.put_state(key, model.state_dict())
         self.cache.put_json(key, record)
         return model, record
@@ -336,10 +341,11 @@ class CachedEvaluator:
             return record, True
         for layer in quant_layers(model):
             layer.act_quant.reset()
+        start = time.perf_counter()
         quantize(model, *bits, self.data, self.schedule, seed=self.seed)
         if self.schedule.qat_steps:
             self.trainings += 1
-        record = self._scores(model)
+        record = {**self._scores(model), "seconds": time.perf_counter() - start}
         self.cache.put_state(key, model.state_dict())
         self.cache.put_json(key, record)
         return record, False
@@ -381,6 +387,7 @@ class CachedEvaluator:
             seconds=time.perf_counter() - start,
             cached=cached,
             method=self.method,
+            cost_seconds=float(fp.get("seconds", 0.0)) + float(quant.get("seconds", 0.0)),
         )
 
 
@@ -395,7 +402,7 @@ class ScratchEvaluator(CachedEvaluator):
         data: DataSplits,
         *,
         schedule: TrainSchedule | None = None,
-        cache: DiskCache | str | None = None,
+        cache: DiskCache | str | Path | None = None,
         seed: int = 0,
         threads: int | None = 1,
     ) -> None:
