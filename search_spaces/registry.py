@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any
 
 from codesign.errors import CodesignError
@@ -88,7 +89,8 @@ def _freeze(value: Any) -> Any:
 
 
 def make_space(name: str, **options: Any) -> Any:
-    """The preset ``name`` with ``options`` overriding its fields (e.g. ``depths=[1, 2, 3]``)."""
+    """The preset ``name`` with ``options`` overriding its fields (e.g. ``depths=[1, 2, 3]``); for
+    ``nb201``, ``table`` may be the path of the NAS-Bench-201 table file."""
     if name in _PRESETS:
         space = _PRESETS[name]()
     elif name in _LAZY and name in space_names():
@@ -97,6 +99,9 @@ def make_space(name: str, **options: Any) -> Any:
         raise CodesignError(f"unknown search space {name!r}; known: {', '.join(space_names())}")
     if not options:
         return space
+    if name == "nb201" and isinstance(options.get("table"), str | Path):
+        # a table given by path (e.g. from YAML) is loaded here, where names become objects
+        options["table"] = importlib.import_module("search_spaces.nb201").NB201Table.load(options["table"])
     known = {f.name for f in fields(space)}
     unknown = sorted(set(options) - known)
     if unknown:

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from codesign.data import load_dataset
 from codesign.errors import CodesignError
 from codesign.quant import quant_layers
 from codesign.supernet import Supernet, SupernetEvaluator, SupernetSchedule, train_supernet
@@ -14,16 +13,6 @@ from codesign.training import TrainSchedule, accuracy
 from search_spaces.registry import make_space
 
 TINY = SupernetSchedule(steps=30, batch_size=32, n_random=1, bn_batches=4)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0, train_subset=600)
-
-
-@pytest.fixture(scope="module")
-def space():
-    return make_space("mbconv_digits")
 
 
 def test_extracted_subnet_computes_the_supernet_slice(space, digits):

@@ -6,23 +6,11 @@ import pytest
 import torch
 
 from codesign.cache import DiskCache, content_key
-from codesign.data import load_dataset
 from codesign.errors import CodesignError
 from codesign.quant import get_bits, integer_conv2d, quant_layers
 from codesign.training import ScratchEvaluator, TrainSchedule, accuracy
-from search_spaces.registry import make_space
 
 FAST = TrainSchedule(epochs=6, batch_size=64, lr=5e-3)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0, train_subset=600)
-
-
-@pytest.fixture(scope="module")
-def space():
-    return make_space("mbconv_digits")
 
 
 def test_same_seed_same_accuracy_and_real_learning(space, digits, tmp_path):
