@@ -23,6 +23,10 @@ estimate). Per-layer resources, summed over layers plus the memory-controller ov
 - a sliding-window line buffer of K input rows for K > 1 convolutions and pooling;
 - a residual add buffers its skip branch: one whole feature map (a pessimistic FIFO depth);
 - 300 LUTs of control per engine (FINN-R).
+
+URAM is not used. Energy: static power x latency, plus per layer MACs x energy per MAC, pooling and add
+operations, on-chip weight reads (every weight once per output pixel) and activation streams, and the
+off-chip bytes of the network input and output (constants in :mod:`simulators.costs`).
 """
 
 from __future__ import annotations

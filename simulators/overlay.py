@@ -26,7 +26,12 @@ weighted layer is at most 3 bits wide the array uses LUT multipliers (FINN-R cos
 Buffers (double-buffered, BRAM geometry of :func:`simulators.costs.memory_cost`): input ``Tn`` banks of
 the largest input tile at the array width, weights ``Tm`` banks of ``K*K`` words of ``Tn`` weights, outputs
 ``Tm`` banks of ``Tr'*Tc'`` 32-bit partial sums. Per-layer resources in the report are zero: the array is
-shared and is charged once to the whole design.
+shared and is charged once to the whole design. URAM is not used (only a device's memory-controller
+overhead can contain some).
+
+Energy: static power x latency, plus per layer MACs x energy per MAC at the layer's bits, pooling and add
+operations, bytes written to and read from the on-chip buffers (twice the off-chip bytes, plus partial-sum
+traffic) and off-chip bytes (constants in :mod:`simulators.costs`).
 """
 
 from __future__ import annotations
