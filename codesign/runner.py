@@ -3,6 +3,8 @@ and write ``front.csv`` / ``front.json`` into the output folder."""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,17 @@ def sampler_evaluator(problem: Problem) -> Evaluator:
         return problem.evaluate(candidate)
 
     return evaluate
+
+
+def _with_threads(evaluate: Evaluator, threads: int) -> Evaluator:
+    """Each evaluation (training, Hessian traces, measurement) runs with ``threads`` torch threads."""
+    from codesign.accuracy import torch_threads
+
+    def run(trial: optuna.Trial) -> Evaluation:
+        with torch_threads(threads):
+            return evaluate(trial)
+
+    return run
 
 
 def sampler_factory(config: ExperimentConfig, problem: Problem) -> Callable[[int], optuna.samplers.BaseSampler]:
@@ -88,11 +101,15 @@ def run_experiment(
         evaluate = hao_evaluator(config, problem, study)
     else:
         evaluate = sampler_evaluator(problem)
-    outcome = run_trials(config, study, evaluate, target=target, timeout_s=config.budget.timeout_s, on_progress=on_progress)
+    evaluate = _with_threads(evaluate, config.accuracy.threads)
+    label = f"{socket.gethostname()}:{os.getpid()}:{worker}"
+    outcome = run_trials(
+        config, study, evaluate, target=target, timeout_s=config.budget.timeout_s, on_progress=on_progress, worker=label
+    )
     front = front_of(config, study)
     report = None
     if verify and not outcome.interrupted and outcome.completed >= target:
-        report = verify_front(problem, study, front)
+        report = verify_front(problem, study, front, threads=config.accuracy.threads)
         if report is not None:
             front = front_of(config, study, verified=True)
     files = write_front(front, out, report)

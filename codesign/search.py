@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 import optuna
 from optuna.trial import TrialState
@@ -20,8 +21,14 @@ from optuna.trial import TrialState
 from codesign import pareto
 from codesign.config import ExperimentConfig, config_record
 from codesign.errors import CodesignError
-from codesign.problem import Problem
-from codesign.storage import ATTR_ERROR, load_experiment, open_storage, record_evaluation, save_experiment
+from codesign.storage import (
+    ATTR_ERROR,
+    ATTR_WORKER,
+    load_experiment,
+    open_storage,
+    record_evaluation,
+    save_experiment,
+)
 from codesign.values import Evaluation
 
 MAX_FAILURES_IN_A_ROW = 10
@@ -131,6 +138,7 @@ def run_trials(
     target: int,
     timeout_s: float | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    worker: str = "",
 ) -> SearchOutcome:
     """Run trials until the study holds ``target`` completed ones. ``evaluate`` proposes and evaluates one
     candidate from a live trial; what it returns is recorded, with the experiment's constraints and the
@@ -152,6 +160,8 @@ def run_trials(
             trial.set_user_attr(ATTR_ERROR, message)
             raise _EvaluationFailed(message) from exc
         record_evaluation(trial, evaluation)
+        if worker:
+            trial.set_user_attr(ATTR_WORKER, worker)
         for constraint in config.constraints:
             if constraint.metric not in evaluation.metrics:
                 raise CodesignError(f"constraints.{constraint.metric}: the problem reports no such metric")
@@ -163,9 +173,7 @@ def run_trials(
         tracker.add(trial)
         if on_progress is not None:
             on_progress(tracker.snapshot())
-        if tracker.failed_in_a_row >= MAX_FAILURES_IN_A_ROW:
-            study.stop()
-        elif _completed(study) >= target:
+        if tracker.failed_in_a_row >= MAX_FAILURES_IN_A_ROW or _completed(study) >= target:
             study.stop()
 
     interrupted = False

@@ -30,6 +30,7 @@ ATTR_METRICS = "codesign.metrics"
 ATTR_FIDELITY = "codesign.fidelity"
 ATTR_VIOLATIONS = "codesign.violations"
 ATTR_ERROR = "codesign.error"
+ATTR_WORKER = "codesign.worker"
 ATTR_EXPERIMENT = "codesign.experiment"
 ATTR_VERIFIED = "codesign.verified"
 

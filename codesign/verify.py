@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 
+from codesign.accuracy import torch_threads
 from codesign.front import ParetoFront
 from codesign.problem import CodesignProblem, Problem
 from codesign.storage import ATTR_VERIFIED, json_float
@@ -41,7 +42,7 @@ class VerificationReport:
         }
 
 
-def verify_front(problem: Problem, study: optuna.Study, front: ParetoFront) -> VerificationReport | None:
+def verify_front(problem: Problem, study: optuna.Study, front: ParetoFront, *, threads: int = 1) -> VerificationReport | None:
     """Measure every pair of ``front`` on the test split and re-simulate it; store the verified numbers on
     the study. Tabular problems are exact already and are not re-verified (returns None)."""
     if not isinstance(problem, CodesignProblem) or len(front) == 0:
@@ -49,7 +50,8 @@ def verify_front(problem: Problem, study: optuna.Study, front: ParetoFront) -> V
     stored = dict(study.user_attrs.get(ATTR_VERIFIED) or {})
     errors, hw_errors = [], []
     for pair in front.pairs():
-        evaluation = problem.evaluate(pair.candidate, split="test")
+        with torch_threads(threads):
+            evaluation = problem.evaluate(pair.candidate, split="test")
         stored[str(pair.trial)] = {
             "metrics": {k: json_float(v) for k, v in evaluation.metrics.items()},
             "fidelity": {k: v.value for k, v in evaluation.fidelity.items()},

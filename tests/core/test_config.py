@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def test_good_file_loads_into_a_frozen_config(tmp_path: Path) -> None:
     assert config.constraints == (Constraint("dsp_fraction", "<=", 0.8),)
     assert config.space.weight_bits == (4, 8)
     assert config.budget.seed == 1
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.name = "other"  # type: ignore[misc]
     build_problem(config)  # every name resolves
 

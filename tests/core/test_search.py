@@ -15,7 +15,7 @@ from codesign.registry import build_problem
 from codesign.runner import run_experiment, sampler_factory
 from codesign.search import prepare_study, run_trials
 from codesign.storage import ATTR_ERROR, open_existing_storage
-from tests.core.conftest import nb201_yaml
+from tests.helpers import nb201_yaml
 
 
 def config_at(tmp_path: Path, text: str, name: str = "exp.yaml"):  # type: ignore[no-untyped-def]

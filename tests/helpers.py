@@ -1,24 +1,8 @@
-"""Shared fixtures of the core tests: the NAS-Bench-201 table (../shared/data beside the checkout) and
-small experiment files."""
+"""Small experiment files for tests, on the real NAS-Bench-201 table and the real digits data."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-import pytest
-
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-NB201_TABLE = SHARED_DATA / "nasbench201" / "nb201_accuracy_latency.csv.gz"
-
-
-@pytest.fixture(scope="session")
-def nb201_table() -> Path:
-    if not NB201_TABLE.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must have the NAS-Bench-201 table at {NB201_TABLE}")
-        pytest.skip(f"no NAS-Bench-201 table at {NB201_TABLE}")
-    return NB201_TABLE
 
 
 def nb201_yaml(table: Path, *, name: str = "nb", trials: int = 12, strategy: str = "tpe", extra: str = "") -> str:

@@ -1,0 +1,125 @@
+"""The ``codesign`` command end to end: run, pareto (query, filter, re-rank, export, plot, compare),
+hardware, export; bad input is one line on stderr with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from codesign.cli import main
+from codesign.data import load_dataset
+from codesign.export import load_exported
+from codesign.training import accuracy
+from tests.helpers import digits_yaml, nb201_yaml
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def nb_run(tmp_path_factory: pytest.TempPathFactory, nb201_table: Path) -> Path:
+    tmp = tmp_path_factory.mktemp("nb")
+    exp = tmp / "nb.yaml"
+    exp.write_text(nb201_yaml(nb201_table, trials=25, extra='constraints: {lat_ms_fpga: "<= 6"}\n'))
+    assert main(["run", str(exp), "--out", str(tmp / "out"), "--quiet"]) == 0
+    return tmp / "out"
+
+
+def front_trials(text: str) -> list[int]:
+    lines = text.strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("-----")) + 1
+    return [int(line.split()[0]) for line in lines[start:]]
+
+
+def test_pareto_prints_the_pairs_run_wrote(nb_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    written = pd.read_csv(nb_run / "front.csv")
+    code, out, _ = run_cli(capsys, "pareto", str(nb_run))
+    assert code == 0
+    assert front_trials(out) == written["trial"].tolist()
+    assert len(written) >= 3
+    assert (written["lat_ms_fpga"] <= 6).all()
+
+
+def test_pareto_filters_reranks_and_exports(nb_run: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    _, out, _ = run_cli(capsys, "pareto", str(nb_run), "--where", "lat_ms_fpga<3", "--format", "csv")
+    filtered = pd.read_csv(__import__("io").StringIO(out))
+    assert (filtered["lat_ms_fpga"] < 3).all()
+    _, out, _ = run_cli(capsys, "pareto", str(nb_run), "--objectives", "accuracy,lat_ms_eyeriss", "--format", "json")
+    doc = json.loads(out)
+    assert doc["objectives"] == {"accuracy": "maximize", "lat_ms_eyeriss": "minimize"}
+    assert all(p["metrics"]["lat_ms_fpga"] <= 6 for p in doc["pairs"])
+    plot = tmp_path / "front.png"
+    code, _, _ = run_cli(capsys, "pareto", str(nb_run), "--plot", str(plot), "--output", str(tmp_path / "t.txt"))
+    assert code == 0 and plot.stat().st_size > 1000 and (tmp_path / "t.txt").read_text().startswith("study nb")
+
+
+def test_pareto_compares_studies(nb_run: Path, nb201_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = tmp_path / "r.yaml"
+    exp.write_text(nb201_yaml(nb201_table, name="nb", trials=5, strategy="random", extra='constraints: {lat_ms_fpga: "<= 6"}\n'))
+    assert main(["run", str(exp), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    capsys.readouterr()
+    code, out, _ = run_cli(capsys, "pareto", str(nb_run), str(tmp_path / "r"), "--format", "csv")
+    table = pd.read_csv(__import__("io").StringIO(out))
+    assert code == 0 and table["trials"].tolist() == [25, 5]
+    assert (table["hypervolume"] > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["pareto", "/nonexistent/folder"], "no study found"),
+        (["hardware", "show", "xc9000"], "unknown device 'xc9000'"),
+        (["run", "/nonexistent.yaml"], "experiment file not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err
+
+
+def test_bad_experiment_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = tmp_path / "bad.yaml"
+    exp.write_text(digits_yaml(tmp_path).replace("device: xczu3eg", "device: xczu3eg, devcie: x"))
+    code, _, err = run_cli(capsys, "run", str(exp))
+    assert code == 2 and err.startswith("codesign: error: hardware.devcie: unknown key")
+
+
+def test_hardware_list_and_show(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    device = tmp_path / "mine.yaml"
+    text = (Path(__file__).resolve().parents[2] / "simulators" / "devices" / "xczu3eg.yaml").read_text()
+    device.write_text(text.replace("name: xczu3eg", "name: my_board_fpga"))
+    code, out, _ = run_cli(capsys, "hardware", "list", "--device-file", str(device))
+    assert code == 0 and "xczu9eg" in out and "my_board_fpga" in out and "overlay" in out
+    code, out, _ = run_cli(capsys, "hardware", "show", "xczu9eg", "--format", "json")
+    assert json.loads(out)["resources"]["dsp"] == 2520
+
+
+def test_run_verify_and_export_a_deployable_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = tmp_path / "dg.yaml"
+    exp.write_text(digits_yaml(tmp_path, trials=3))
+    code, out, err = run_cli(capsys, "run", str(exp), "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 0, err
+    assert "verified" in out
+    doc = json.loads((tmp_path / "out" / "front.json").read_text())
+    pair = doc["pairs"][0]
+    assert pair["fidelity"]["accuracy"] == "measured (test)"
+    assert pair["candidate"]["accelerator"]["template"] == "overlay"
+    code, out, err = run_cli(capsys, "export", str(tmp_path / "out"), "--pair", str(pair["trial"]), "--to", str(tmp_path / "pair"))
+    assert code == 0, err
+    exported = json.loads((tmp_path / "pair" / "pair.json").read_text())
+    assert [layer["weight_bits"] for layer in exported["layers"]] == pair["candidate"]["weight_bits"]
+    model = load_exported(tmp_path / "pair")
+    data = load_dataset("digits", seed=0)
+    with torch.no_grad():
+        test_acc = accuracy(model, *data.split("test"))
+    assert test_acc == pytest.approx(pair["metrics"]["accuracy"], abs=1e-9)
+    code, _, err = run_cli(capsys, "export", str(tmp_path / "out"), "--pair", "999")
+    assert code == 2 and "no evaluated trial 999" in err
