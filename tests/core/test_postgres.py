@@ -37,7 +37,7 @@ def test_workers_share_one_study_and_one_budget(tmp_path: Path, nb201_table: Pat
     cmd = [sys.executable, "-m", "codesign", "run", str(exp), "--storage", pg_url, "--out", str(tmp_path / "out"), "--quiet"]
     workers = [subprocess.Popen([*cmd, "--worker", str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     results = [w.communicate(timeout=300) for w in workers]
-    for w, (out, err) in zip(workers, results, strict=True):
+    for w, (_, err) in zip(workers, results, strict=True):
         assert w.returncode == 0, err
     study = optuna.load_study(study_name=name, storage=pg_url)
     done = study.get_trials(states=(TrialState.COMPLETE,))
