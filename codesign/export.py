@@ -12,7 +12,14 @@ import torch
 
 from codesign.config import config_from_record
 from codesign.errors import CodesignError
-from codesign.storage import ATTR_CANDIDATE, ATTR_FIDELITY, ATTR_METRICS, load_experiment, open_existing_storage, pick_study
+from codesign.storage import (
+    ATTR_CANDIDATE,
+    ATTR_FIDELITY,
+    ATTR_METRICS,
+    load_experiment,
+    open_existing_storage,
+    pick_study,
+)
 from codesign.values import Candidate
 
 PAIR_JSON = "pair.json"

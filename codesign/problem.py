@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from codesign.errors import InfeasibleError
-from codesign.values import RESOURCE_NAMES, AcceleratorConfig, Candidate, Evaluation, Fidelity, HardwareReport, Network
+from codesign.values import (
+    RESOURCE_NAMES,
+    AcceleratorConfig,
+    Candidate,
+    Evaluation,
+    Fidelity,
+    HardwareReport,
+    Network,
+)
 from search_spaces.base import ArchitectureSpace
 from search_spaces.bitwidth import BitWidthSpace
 from simulators.base import HardwareModel

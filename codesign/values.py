@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from codesign.errors import CodesignError
@@ -21,7 +21,7 @@ LAYER_KINDS = ("conv", "linear", "pool", "add")
 input size."""
 
 
-class Fidelity(str, Enum):
+class Fidelity(StrEnum):
     """Where a number came from."""
 
     PREDICTED = "predicted"

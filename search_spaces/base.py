@@ -50,6 +50,8 @@ class ArchitectureSpace(Protocol):
         """A fixed-length float vector (same length for every architecture of the space)."""
         ...
 
-    def network(self, arch: Any, weight_bits: Sequence[int] | None = None, act_bits: Sequence[int] | None = None) -> Network:
+    def network(
+        self, arch: Any, weight_bits: Sequence[int] | None = None, act_bits: Sequence[int] | None = None
+    ) -> Network:
         """The layer list with shapes; bits follow the order of the weighted layers (default 8/8)."""
         ...
