@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from codesign.values import AcceleratorConfig, Network
+from codesign.values import AcceleratorConfig, HardwareReport, Network
 from search_spaces.accelerator import DataflowSpace
 from simulators.dataflow import DataflowModel
 from simulators.overlay import OverlayModel
-from simulators.testing import HardwareModelConformance
+from simulators.testing import HardwareModelConformance, conformance_network
 
 
 class TestOverlayConformance(HardwareModelConformance):
@@ -42,3 +44,28 @@ class TestDataflowConformance(HardwareModelConformance):
 
     def make_oversized_accelerator(self, network: Network, device: str) -> AcceleratorConfig:
         return self._uniform(network, device, 64)
+
+
+class _CountingModel(OverlayModel):
+    """Breaks purity: remembers how often it was called."""
+
+    def evaluate(self, network: Network, accel: AcceleratorConfig) -> HardwareReport:
+        self.calls = getattr(self, "calls", 0) + 1
+        return super().evaluate(network, accel)
+
+
+class _NoViolationsModel(OverlayModel):
+    """Breaks infeasibility reporting: drops every violation."""
+
+    def evaluate(self, network: Network, accel: AcceleratorConfig) -> HardwareReport:
+        return dataclasses.replace(super().evaluate(network, accel), violations=())
+
+
+def test_suite_catches_broken_models() -> None:
+    suite = TestOverlayConformance()
+    network = conformance_network()
+    with pytest.raises(AssertionError):
+        suite.test_pure(_CountingModel(), network, "xczu3eg")
+    with pytest.raises(AssertionError):
+        suite.test_over_budget_is_reported(_NoViolationsModel(), network, "xczu3eg")
+    suite.test_pure(OverlayModel(), network, "xczu3eg")
