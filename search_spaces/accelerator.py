@@ -154,10 +154,11 @@ class DataflowSpace:
     max_simd: int = 64
     max_configs: int = 200_000
     """:meth:`configs` refuses to list more than this many configurations."""
-    ilp_gap_rel: float = 1e-3
+    ilp_gap_rel: float = 0.0
     """Relative optimality gap at which the integer program may stop when several budgets bind (0 = proven
-    optimum); with at most one binding budget the optimum is always exact (see simulators.mckp)."""
-    ilp_time_limit_s: float = 20.0
+    optimum, the default); with at most one binding budget the optimum is always exact (simulators.mckp)."""
+    ilp_time_limit_s: float = 60.0
+    """CBC's time limit (s); the best solution found by then is returned."""
 
     def __post_init__(self) -> None:
         if self.max_pe < 1 or self.max_simd < 1:

@@ -8,10 +8,11 @@ Pick one choice per layer to minimise the summed cost (cycles) subject to severa
    problem with only that budget is solved exactly by DP over the capacity (O(layers x choices x
    capacity), vectorized). A relaxation's optimum that meets every other budget is the optimum of the
    full problem.
-3. Otherwise a 0-1 integer program is solved with CBC. With ``gap_rel=0`` it is solved to proven
-   optimality (absolute gap below one cycle); a small ``gap_rel`` (the relative gap at which CBC stops)
-   trades that proof for speed when several budgets bind on large networks, where identical layers make
-   the proof slow. ``time_limit_s`` bounds CBC's run; the best solution found by then is returned.
+3. Otherwise an integer program is solved with CBC (identical layers grouped into one integer count per
+   choice, which removes the symmetry between them). With ``gap_rel=0`` (the default) it is solved to
+   proven optimality (absolute gap below one cycle); a positive ``gap_rel`` lets CBC stop at that relative
+   gap. ``time_limit_s`` bounds CBC's run; the best solution found by then is returned (not proven
+   optimal: the only case where the result may not be exact).
 """
 
 from __future__ import annotations
@@ -73,19 +74,34 @@ def _ilp(
     gap_rel: float,
     time_limit_s: float,
 ) -> list[int] | None:
+    """Identical layers (same choices, cycles and costs) form one group with an integer count per choice:
+    the same optimum without the symmetric copies that make branch and bound slow."""
     import pulp
 
+    groups: dict[tuple[bytes, bytes], list[int]] = {}
+    for i, (c, r) in enumerate(zip(cycles, costs, strict=True)):
+        groups.setdefault((np.asarray(c).tobytes(), np.asarray(r).tobytes()), []).append(i)
+    members = list(groups.values())
     problem = pulp.LpProblem("multiple_choice_knapsack", pulp.LpMinimize)
-    xs = [
-        [problem.add_variable(f"x_{i}_{j}", 0, 1, cat="Binary") for j in range(len(c))]
-        for i, c in enumerate(cycles)
+    ys = [
+        [
+            problem.add_variable(f"y_{g}_{j}", 0, len(layers), cat="Integer" if len(layers) > 1 else "Binary")
+            for j in range(len(cycles[layers[0]]))
+        ]
+        for g, layers in enumerate(members)
     ]
-    for row in xs:
-        problem += pulp.lpSum(row) == 1
-    problem += pulp.lpSum(int(c[j]) * x for c, row in zip(cycles, xs, strict=True) for j, x in enumerate(row))
+    for layers, row in zip(members, ys, strict=True):
+        problem += pulp.lpSum(row) == len(layers)
+    problem += pulp.lpSum(
+        int(cycles[layers[0]][j]) * y
+        for layers, row in zip(members, ys, strict=True)
+        for j, y in enumerate(row)
+    )
     for k in rows:
         problem += pulp.lpSum(
-            int(r[j, k]) * x for r, row in zip(costs, xs, strict=True) for j, x in enumerate(row)
+            int(costs[layers[0]][j, k]) * y
+            for layers, row in zip(members, ys, strict=True)
+            for j, y in enumerate(row)
         ) <= int(budget[k])
     with warnings.catch_warnings():
         # pulp 3.x announces the bundled CBC's removal in 4.0; it is the only CBC a plain install has
@@ -102,7 +118,12 @@ def _ilp(
         problem.solve(solver)
     if problem.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
         return None
-    return [next(j for j, x in enumerate(row) if (x.value() or 0) > 0.5) for row in xs]
+    choice = [0] * len(cycles)
+    for layers, row in zip(members, ys, strict=True):
+        picks = [j for j, y in enumerate(row) for _ in range(round(y.value() or 0))]
+        for layer, j in zip(layers, picks, strict=True):
+            choice[layer] = j
+    return choice
 
 
 def solve_mckp(

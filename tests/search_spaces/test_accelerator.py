@@ -11,6 +11,7 @@ import pytest
 from codesign.errors import CodesignError, InfeasibleError
 from codesign.values import AcceleratorConfig, HardwareReport, Layer, Network
 from search_spaces.accelerator import DataflowSpace, OverlaySpace, best_dataflow, best_overlay
+from simulators import mckp
 from simulators.dataflow import DataflowModel
 from simulators.devices import DeviceCatalog
 from simulators.mckp import solve_mckp
@@ -149,13 +150,21 @@ def test_dataflow_nothing_fits(tmp_path: Path) -> None:
         model.best_accelerator(small_net(), "tiny")
 
 
-def test_mckp_matches_brute_force_on_random_instances() -> None:
+@pytest.mark.parametrize("force_ilp", [False, True])
+def test_mckp_matches_brute_force_on_random_instances(
+    force_ilp: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if force_ilp:  # no budget is small enough for the DP relaxation: every binding case goes to CBC
+        monkeypatch.setattr(mckp, "DP_MAX_CAPACITY", -1)
     rng = np.random.default_rng(7)
-    for _ in range(40):
+    for _ in range(60):
         n_layers, n_res = int(rng.integers(2, 5)), int(rng.integers(1, 4))
         cycles = [rng.integers(1, 100, size=int(rng.integers(2, 6))) for _ in range(n_layers)]
         costs = [rng.integers(0, 20, size=(len(c), n_res)) for c in cycles]
-        budget = rng.integers(5, 20 * n_layers, size=n_res)
+        if rng.random() < 0.5:  # identical layers, which the integer program groups
+            cycles.append(cycles[0].copy())
+            costs.append(costs[0].copy())
+        budget = rng.integers(5, 20 * len(cycles), size=n_res)
         best = None
         for combo in itertools.product(*(range(len(c)) for c in cycles)):
             used = sum(costs[i][j] for i, j in enumerate(combo))
