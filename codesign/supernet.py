@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from codesign.cache import DiskCache, MemoryCache, content_key
+from codesign.cache import DiskCache, content_key
 from codesign.data import DataSplits
 from codesign.errors import CodesignError
 from codesign.quant import act_qparams, fake_quant_act, fake_quant_weight, set_quant_mode
@@ -240,38 +240,16 @@ def recalibrate_bn(model: nn.Module, data: DataSplits, n_batches: int, batch_siz
 
 
 class SupernetEvaluator(CachedEvaluator):
-    """Measures candidates with weights inherited from a trained :class:`Supernet` (same interface as
-    :class:`codesign.training.ScratchEvaluator`; ``schedule`` controls calibration and fine-tuning)."""
+    """Measures candidates with weights inherited from the supernet of ``space`` (same interface as
+    :class:`codesign.training.ScratchEvaluator`; ``schedule`` controls calibration and fine-tuning).
+
+    The constructor loads the supernet for (space, data, supernet schedule, seed) from the cache, or
+    trains and caches it first; :attr:`supernet` holds it (with its training time)."""
 
     method = "supernet"
 
     def __init__(
         self,
-        supernet: Supernet,
-        data: DataSplits,
-        *,
-        supernet_key: str,
-        schedule: TrainSchedule | None = None,
-        supernet_schedule: SupernetSchedule | None = None,
-        cache: DiskCache | str | Path | None = None,
-        seed: int = 0,
-        threads: int | None = 1,
-    ) -> None:
-        super().__init__(
-            supernet.space,
-            data,
-            schedule=schedule or TrainSchedule(),
-            cache=cache,
-            seed=seed,
-            threads=threads,
-        )
-        self.supernet = supernet
-        self.supernet_key = supernet_key
-        self.supernet_schedule = supernet_schedule or SupernetSchedule()
-
-    @classmethod
-    def create(
-        cls,
         space: MBConvSpace,
         data: DataSplits,
         *,
@@ -280,45 +258,45 @@ class SupernetEvaluator(CachedEvaluator):
         cache: DiskCache | str | Path | None = None,
         seed: int = 0,
         threads: int | None = 1,
-    ) -> SupernetEvaluator:
-        """Load the supernet for (space, data, schedule, seed) from the cache, training it first if absent."""
-        sn_schedule = supernet_schedule or SupernetSchedule()
-        store = (
-            MemoryCache() if cache is None else cache if isinstance(cache, DiskCache) else DiskCache(cache)
+    ) -> None:
+        if not isinstance(space, MBConvSpace):
+            raise CodesignError(f"the supernet needs an MBConv space, got {type(space).__name__}")
+        super().__init__(
+            space, data, schedule=schedule or TrainSchedule(), cache=cache, seed=seed, threads=threads
         )
-        key = content_key(
+        self.supernet_schedule = supernet_schedule or SupernetSchedule()
+        self.supernet_key = content_key(
             {
                 "kind": "supernet",
                 "space": asdict(space),
                 "data": data.describe(),
-                "schedule": asdict(sn_schedule),
+                "schedule": asdict(self.supernet_schedule),
                 "seed": seed,
             }
         )
-        state, record = store.get_state(key), store.get_json(key)
+        self.supernet = self._load_or_train(space)
+
+    @classmethod
+    def create(cls, space: MBConvSpace, data: DataSplits, **options: Any) -> SupernetEvaluator:
+        """Same as the constructor."""
+        return cls(space, data, **options)
+
+    def _load_or_train(self, space: MBConvSpace) -> Supernet:
+        key = self.supernet_key
+        state, record = self.cache.get_state(key), self.cache.get_json(key)
         if state is not None and record is not None:
-            supernet = Supernet(space, seed=seed)
+            supernet = Supernet(space, seed=self.seed)
             supernet.load_state_dict(state)
             supernet.train_seconds, supernet.cached = float(record["train_seconds"]), True
             supernet.train_cpu_seconds = float(record.get("train_cpu_seconds", 0.0))
-        else:
-            with torch_threads(threads):
-                supernet = train_supernet(space, data, sn_schedule, seed=seed)
-            store.put_state(key, supernet.state_dict())
-            store.put_json(
-                key,
-                {"train_seconds": supernet.train_seconds, "train_cpu_seconds": supernet.train_cpu_seconds},
-            )
-        return cls(
-            supernet,
-            data,
-            supernet_key=key,
-            schedule=schedule,
-            supernet_schedule=sn_schedule,
-            cache=store,
-            seed=seed,
-            threads=threads,
+            return supernet
+        with torch_threads(self.threads):
+            supernet = train_supernet(space, self.data, self.supernet_schedule, seed=self.seed)
+        self.cache.put_state(key, supernet.state_dict())
+        self.cache.put_json(
+            key, {"train_seconds": supernet.train_seconds, "train_cpu_seconds": supernet.train_cpu_seconds}
         )
+        return supernet
 
     def _float_key_parts(self) -> dict[str, Any]:
         return {"supernet": self.supernet_key, "bn_batches": self.supernet_schedule.bn_batches}
