@@ -8,16 +8,12 @@ other strategies and other workers reuse them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from codesign.config import ExperimentConfig
-from codesign.errors import ConfigError
-from codesign.training import Measurement, TrainSchedule
+from codesign.errors import CodesignError, ConfigError
+from codesign.training import Measurement, TrainSchedule, torch_threads
 
 
 def default_cache_dir() -> Path:
@@ -26,18 +22,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ["CODESIGN_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "codesign"
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` intra-op threads and restore the previous number after. Small search-time networks
-    train several times faster on one thread than on oversubscribed cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class LazyEvaluator:
@@ -67,14 +51,22 @@ class LazyEvaluator:
                 f"{acc.dataset} images are {data.input_shape} but space {self._space.name!r} expects {tuple(self._space.input_shape)}",
             )
         cache = self._config.resolve(acc.cache_dir) or default_cache_dir()
-        schedule = TrainSchedule(epochs=acc.epochs, batch_size=acc.batch_size, lr=acc.lr, qat_steps=acc.qat_epochs)
+        schedule = TrainSchedule(epochs=acc.epochs, batch_size=acc.batch_size, lr=acc.lr, qat_steps=acc.qat_steps)
         if acc.method == "supernet":
-            from codesign.supernet import SupernetEvaluator
+            from codesign.supernet import SupernetEvaluator, SupernetSchedule
 
-            return SupernetEvaluator(self._space, data, schedule=schedule, cache=str(cache), seed=seed)
+            try:
+                supernet = SupernetSchedule(**{k: tuple(v) if isinstance(v, list) else v for k, v in acc.supernet.items()})
+            except TypeError as exc:
+                raise ConfigError("accuracy.supernet", f"unknown supernet option: {exc}") from None
+            except CodesignError as exc:
+                raise ConfigError("accuracy.supernet", str(exc)) from None
+            return SupernetEvaluator(
+                self._space, data, schedule=schedule, supernet_schedule=supernet, cache=str(cache), seed=seed, threads=acc.threads
+            )
         from codesign.training import ScratchEvaluator
 
-        return ScratchEvaluator(self._space, data, schedule=schedule, cache=str(cache), seed=seed)
+        return ScratchEvaluator(self._space, data, schedule=schedule, cache=str(cache), seed=seed, threads=acc.threads)
 
     def measure(self, arch: Any, weight_bits: Any, act_bits: Any, *, split: str = "val") -> Measurement:
         with torch_threads(self._config.accuracy.threads):

@@ -81,11 +81,14 @@ class AccuracyConfig(_Strict):
     batch_size: int = Field(default=64, ge=1)
     lr: float = Field(default=3e-3, gt=0)
     train_subset: int | None = Field(default=None, ge=10)
-    qat_epochs: int = Field(default=0, ge=0)
+    qat_steps: int = Field(default=0, ge=0)
+    """Quantization-aware fine-tuning steps after calibration (0: post-training quantization only)."""
     metric: str | None = None
     cache_dir: str | None = None
     threads: int = Field(default=1, ge=1, le=256)
     """torch intra-op threads while training and measuring (1 is fastest for small networks)."""
+    supernet: dict[str, Any] = Field(default_factory=dict)
+    """Options of the supernet's training schedule (``method: supernet``), e.g. ``{steps: 1500}``."""
 
 
 class StrategyConfig(_Strict):

@@ -271,9 +271,11 @@ def compute_front(
     constraints: Sequence[Constraint] = (),
     filters: Sequence[Filter] = (),
     verified_only: bool = False,
+    max_rank: int = 0,
 ) -> ParetoFront:
     """The feasible non-dominated rows of ``trials`` for ``objectives`` (pure; see :func:`load_front`).
-    With ``verified_only`` the front is taken over verified pairs alone, on their verified numbers."""
+    With ``verified_only`` the front is taken over verified pairs alone, on their verified numbers;
+    ``max_rank`` > 0 also keeps the feasible rows of the next non-domination ranks."""
     known = metric_columns(trials)
     for name in [n for n, _ in objectives] + [c.metric for c in constraints] + [f.metric for f in filters]:
         if name not in known:
@@ -290,7 +292,10 @@ def compute_front(
     g = np.stack([[c.value(v) for v in done[c.metric].to_numpy(dtype=float)] for c in constraints], axis=1) if constraints and len(done) else None
     names = [n for n, _ in objectives]
     losses = pareto.to_losses(done[names].to_numpy(dtype=float), [d for _, d in objectives])
-    mask = pareto.pareto_mask(losses, g) if len(done) else np.zeros(0, dtype=bool)
+    if max_rank == 0 or not len(done):
+        mask = pareto.pareto_mask(losses, g) if len(done) else np.zeros(0, dtype=bool)
+    else:
+        mask = (pareto.pareto_ranks(losses, g) <= max_rank) & pareto.feasible_mask(g, len(done))
     table = done[mask].drop_duplicates(subset="key", keep="first")
     first, direction = objectives[0]
     table = table.sort_values(first, ascending=direction == "minimize", kind="stable").reset_index(drop=True)

@@ -22,6 +22,8 @@ from codesign.verify import VerificationReport, verify_front
 
 FRONT_CSV = "front.csv"
 FRONT_JSON = "front.json"
+VERIFY_RANKS = 2
+"""Non-domination ranks of the searched pairs that are verified on the test split."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def sampler_evaluator(problem: Problem) -> Evaluator:
 
 def _with_threads(evaluate: Evaluator, threads: int) -> Evaluator:
     """Each evaluation (training, Hessian traces, measurement) runs with ``threads`` torch threads."""
-    from codesign.accuracy import torch_threads
+    from codesign.training import torch_threads
 
     def run(trial: optuna.Trial) -> Evaluation:
         with torch_threads(threads):
@@ -59,14 +61,21 @@ def sampler_factory(config: ExperimentConfig, problem: Problem) -> Callable[[int
     if config.strategy.name == "hao":
         from codesign.hao import HAOOptions
 
+        from codesign.guided import guided_sampler_for
+
         options = dict(HAOOptions.parse(config.strategy.options).sampler or {})
-        return lambda seed: make_sampler("tpe", seed, options)
+        return lambda seed: guided_sampler_for(problem, seed=seed, options=options)
     return lambda seed: make_sampler(config.strategy.name, seed, dict(config.strategy.options))
 
 
-def front_of(config: ExperimentConfig, study: optuna.Study, *, verified: bool = False) -> ParetoFront:
+def front_of(config: ExperimentConfig, study: optuna.Study, *, verified: bool = False, max_rank: int = 0) -> ParetoFront:
     return compute_front(
-        trials_frame(study), study=study.study_name, objectives=config.objectives, constraints=config.constraints, verified_only=verified
+        trials_frame(study),
+        study=study.study_name,
+        objectives=config.objectives,
+        constraints=config.constraints,
+        verified_only=verified,
+        max_rank=max_rank,
     )
 
 
@@ -109,7 +118,9 @@ def run_experiment(
     front = front_of(config, study)
     report = None
     if verify and not outcome.interrupted and outcome.completed >= target:
-        report = verify_front(problem, study, front, threads=config.accuracy.threads)
+        # the next rank too, so that a pair that drops off the front on test data can be replaced
+        pool = front_of(config, study, max_rank=VERIFY_RANKS - 1)
+        report = verify_front(problem, study, pool, threads=config.accuracy.threads)
         if report is not None:
             front = front_of(config, study, verified=True)
     files = write_front(front, out, report)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 
-from codesign.accuracy import torch_threads
 from codesign.front import ParetoFront
 from codesign.problem import CodesignProblem, Problem
 from codesign.storage import ATTR_VERIFIED, json_float
+from codesign.training import torch_threads
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,9 @@ class VerificationReport:
 
 
 def verify_front(problem: Problem, study: optuna.Study, front: ParetoFront, *, threads: int = 1) -> VerificationReport | None:
-    """Measure every pair of ``front`` on the test split and re-simulate it; store the verified numbers on
-    the study. Tabular problems are exact already and are not re-verified (returns None)."""
+    """Measure every pair of ``front`` (the searched front, or more pairs) on the test split and simulate
+    it again; store the verified numbers on the study. Tabular problems are exact already and are not
+    re-verified (returns None)."""
     if not isinstance(problem, CodesignProblem) or len(front) == 0:
         return None
     stored = dict(study.user_attrs.get(ATTR_VERIFIED) or {})
