@@ -59,9 +59,8 @@ def _with_threads(evaluate: Evaluator, threads: int) -> Evaluator:
 def sampler_factory(config: ExperimentConfig, problem: Problem) -> Callable[[int], optuna.samplers.BaseSampler]:
     """Seed -> the strategy's outer sampler (``hao``: the predictor-guided sampler over ``problem``)."""
     if config.strategy.name == "hao":
-        from codesign.hao import HAOOptions
-
         from codesign.guided import guided_sampler_for
+        from codesign.hao import HAOOptions
 
         options = dict(HAOOptions.parse(config.strategy.options).sampler or {})
         return lambda seed: guided_sampler_for(problem, seed=seed, options=options)
