@@ -33,7 +33,7 @@ from codesign.training import ScratchEvaluator, TrainSchedule
 from search_spaces.bitwidth import BitWidthSpace
 from search_spaces.registry import make_space
 
-FINAL = TrainSchedule(epochs=3, batch_size=128, lr=3e-3, qat_steps=200, qat_lr=5e-4)
+FINAL = TrainSchedule(epochs=5, batch_size=128, lr=3e-3, qat_steps=200, qat_lr=5e-4)
 SEARCH = TrainSchedule(epochs=3, batch_size=128, lr=3e-3, qat_steps=0)
 BIT_PATTERNS = (
     (BitWidthSpace((8,), (8,))),
