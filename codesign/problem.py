@@ -103,10 +103,11 @@ class CodesignProblem:
         return self.space.network(arch, candidate.weight_bits, candidate.act_bits)
 
     def choose_accelerator(self, network: Network) -> tuple[AcceleratorConfig | None, HardwareReport | None, str]:
-        """The latency-optimal feasible accelerator, or ``(None, None, why)`` when nothing fits."""
+        """The latency-optimal feasible accelerator, or ``(None, None, why)`` when nothing fits. A model
+        without accelerator choices (a measured board) reports on its own fixed design: ``(None, report, "")``."""
         best = getattr(self.hardware, "best_accelerator", None)
         if best is None:
-            raise InfeasibleError(f"hardware model {self.hardware.name!r} cannot choose an accelerator (no best_accelerator)")
+            return None, self.hardware.evaluate(network, None), ""  # type: ignore[arg-type]
         try:
             accel, report = best(network, self.device, self.clock_mhz)
         except InfeasibleError as exc:
@@ -131,7 +132,7 @@ class CodesignProblem:
         else:
             metrics.update({m: math.inf for m in HARDWARE_METRICS})
             violations = (why,)
-        fidelity.update({m: Fidelity.SIMULATED for m in HARDWARE_METRICS})
+        fidelity.update(dict.fromkeys(HARDWARE_METRICS, Fidelity(getattr(self.hardware, "fidelity", Fidelity.SIMULATED))))
         metrics.update(network_metrics(network))
         fidelity.update({m: Fidelity.EXACT for m in NETWORK_METRICS})
         measured = self.accuracy.measure(arch, candidate.weight_bits, candidate.act_bits, split=split)

@@ -41,10 +41,33 @@ def _space(config: ExperimentConfig) -> Any:
         raise ConfigError("space.options", str(exc)) from None
 
 
+MEASURED_PREFIX = "measured:"
+
+
+def _measured(config: ExperimentConfig) -> tuple[Any, str, float | None]:
+    """``measured:NAME``: a model learned by ``codesign hardware import`` (its folder from
+    ``hardware.options.models_dir``, relative to the experiment file, else the default models folder)."""
+    from simulators.measured import load_measured
+
+    hw = config.hardware
+    options = dict(hw.options)
+    directory = config.resolve(options.pop("models_dir", None))
+    if options:
+        raise ConfigError("hardware.options", f"unknown option(s) {', '.join(sorted(options))} for a measured model; known: models_dir")
+    try:
+        model = load_measured(hw.model.removeprefix(MEASURED_PREFIX), directory)
+    except CodesignError as exc:
+        raise ConfigError("hardware.model", str(exc)) from None
+    return model, hw.device or model.device or "", hw.clock_mhz
+
+
 def _hardware(config: ExperimentConfig, catalog: DeviceCatalog) -> tuple[Any, str, float | None]:
     hw = config.hardware
+    if hw.model.startswith(MEASURED_PREFIX):
+        return _measured(config)
     if hw.model not in hardware_model_names():
-        raise ConfigError("hardware.model", f"unknown hardware model {hw.model!r}; known: {', '.join(hardware_model_names())}")
+        known = ", ".join((*hardware_model_names(), MEASURED_PREFIX + "NAME"))
+        raise ConfigError("hardware.model", f"unknown hardware model {hw.model!r}; known: {known}")
     if hw.device is None:
         raise ConfigError("hardware.device", f"required for hardware model {hw.model!r}; known devices: {', '.join(catalog.names())}")
     if hw.device not in catalog:

@@ -172,6 +172,9 @@ class MeasuredModel:
         """Whether the measurements named accelerator configurations; when not, the one a call passes is
         ignored (the measured device is one fixed design)."""
 
+    fidelity = "predicted"
+    """Its numbers are predictions learned from measurements (the search records them as such)."""
+
     @staticmethod
     def prior_reports(
         prior: HardwareModel,

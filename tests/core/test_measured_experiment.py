@@ -1,0 +1,46 @@
+"""An experiment on a board known only from a table of measured latencies: import, then search on it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from codesign.cli import main
+from codesign.config import load_config
+from codesign.runner import run_experiment
+from search_spaces.registry import make_space
+from simulators.overlay import OverlayModel
+from tests.helpers import digits_yaml
+
+SLOWDOWN = 1.25  # the "board" is 25% slower than the simulator says, plus a fixed 2 us
+
+
+def test_search_on_a_measured_board(tmp_path: Path) -> None:
+    space = make_space("mbconv_digits", depths=[1], expansions=[1, 3])
+    sim = OverlayModel()
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(24):
+        net = space.network(space.sample(rng))
+        _, report = sim.best_accelerator(net, "xczu3eg", 200.0)
+        rows.append({"layers": json.dumps(net.to_dict()), "latency_ms": SLOWDOWN * report.latency_ms + 0.002})
+    pd.DataFrame(rows).to_csv(tmp_path / "board.csv", index=False)
+    models = tmp_path / "models"
+    args = ["hardware", "import", str(tmp_path / "board.csv"), "--name", "myboard", "--prior", "overlay", "--device", "xczu3eg", "--out", str(models)]
+    assert main(args) == 0
+
+    text = digits_yaml(tmp_path, trials=2).replace(
+        "hardware: {model: overlay, device: xczu3eg, clock_mhz: 200}",
+        f"hardware: {{model: 'measured:myboard', options: {{models_dir: {models}}}}}",
+    )
+    (tmp_path / "exp.yaml").write_text(text)
+    result = run_experiment(load_config(tmp_path / "exp.yaml"), out_dir=tmp_path / "out")
+    assert result.outcome.completed == 2
+    for pair in result.front.pairs():
+        assert pair.fidelity["latency_ms"] == "predicted"
+        net = space.network(space.from_id(pair.candidate.arch_id), pair.candidate.weight_bits, pair.candidate.act_bits)
+        simulated = sim.best_accelerator(net, "xczu3eg", 200.0)[1].latency_ms
+        assert abs(pair.metrics["latency_ms"] - (SLOWDOWN * simulated + 0.002)) <= 0.2 * SLOWDOWN * simulated
