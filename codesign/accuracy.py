@@ -56,7 +56,8 @@ class LazyEvaluator:
             from codesign.supernet import SupernetEvaluator, SupernetSchedule
 
             try:
-                supernet = SupernetSchedule(**{k: tuple(v) if isinstance(v, list) else v for k, v in acc.supernet.items()})
+                options: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in acc.supernet.items()}
+                supernet = SupernetSchedule(**options)
             except TypeError as exc:
                 raise ConfigError("accuracy.supernet", f"unknown supernet option: {exc}") from None
             except CodesignError as exc:

@@ -83,7 +83,7 @@ def pareto_ranks(losses: np.ndarray, constraints: np.ndarray | None = None) -> n
     return ranks
 
 
-def hypervolume(losses: np.ndarray, reference: Sequence[float]) -> float:
+def hypervolume(losses: np.ndarray, reference: Sequence[float] | np.ndarray) -> float:
     """Exact hypervolume dominated by ``losses`` (n, k; minimised) and bounded by ``reference``.
 
     Points that do not strictly dominate the reference contribute nothing.

@@ -68,7 +68,7 @@ def open_study(config: ExperimentConfig, storage: optuna.storages.BaseStorage, s
         study_name=config.name,
         storage=storage,
         sampler=sampler,
-        directions=list(config.directions),
+        directions=list(config.directions),  # type: ignore[arg-type]  # validated as minimize/maximize
         load_if_exists=True,
     )
     if [d.name.lower() for d in study.directions] != list(config.directions):
@@ -123,7 +123,7 @@ class _Tracker:
         mask = pareto.pareto_mask(losses, np.where(feasible, 0.0, 1.0)[:, None])
         hv = 0.0
         if feasible.any() and np.isfinite(losses[feasible]).all():
-            hv = pareto.hypervolume(losses[mask], pareto.reference_point(losses[feasible]))
+            hv = pareto.hypervolume(losses[mask], pareto.reference_point(losses[feasible]).tolist())
         return Progress(n, self.target, self.failed, int(feasible.sum()), int(mask.sum()), hv, self.last_error)
 
 

@@ -259,8 +259,8 @@ class Network:
         return cls(
             name=str(data["name"]),
             layers=tuple(Layer.from_dict(layer) for layer in data["layers"]),
-            input_shape=tuple(data.get("input_shape", (1, 28, 28))),  # type: ignore[arg-type]
-            residuals=tuple(tuple(edge) for edge in data.get("residuals", ())),  # type: ignore[misc]
+            input_shape=tuple(data.get("input_shape", (1, 28, 28))),
+            residuals=tuple(tuple(edge) for edge in data.get("residuals", ())),
             ties=tuple(tuple(group) for group in data.get("ties", ())),
         )
 
