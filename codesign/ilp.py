@@ -357,7 +357,7 @@ def _solve(
         for g, grp in enumerate(groups)
     ]
     weights = [grp.omega if objective is None else grp.costs[objective] for grp in groups]
-    scale = _scale(weights)
+    scale = _objective_scale(weights)
     prog += pulp.lpSum(float(w[k]) / scale * x[g][k] for g, w in enumerate(weights) for k in range(len(w)))
     for g in range(len(groups)):
         prog += pulp.lpSum(x[g]) == 1
@@ -544,3 +544,13 @@ def network_costs(network: Network, bit_choices: Sequence[int]) -> dict[str, dic
         size[layer.name] = {b: layer.params * b / 8e6 for b in bit_choices}
         bops[layer.name] = {b: float(layer.macs * b * layer.act_bits) for b in bit_choices}
     return {"size_mb": size, "bops": bops}
+
+
+def _objective_scale(weights: Sequence[np.ndarray]) -> float:
+    """A divisor that puts the smallest possible objective (every group at its cheapest choice) near
+    1000: CBC's tolerances are absolute, and with Omega spanning many orders of magnitude a unit-scaled
+    objective let it stop at a point 1e-6 to 1e-2 worse than the optimum. Bounded so that no coefficient
+    exceeds 1e9."""
+    top = _scale(weights)
+    low = sum(float(np.min(np.abs(w))) for w in weights)
+    return max(low / 1000.0, top * 1e-9)

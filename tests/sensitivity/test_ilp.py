@@ -83,7 +83,7 @@ def enumerate_all(
     return assignments, total(problem.omega), {c: total(t) for c, t in problem.costs}
 
 
-@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("seed", [*range(60), 1074, 1264, 1271, 1293])  # the last four once fooled CBC
 def test_ilp_equals_brute_force(seed: int) -> None:
     problem, groups = random_case(seed)
     assignments, omega, costs = enumerate_all(problem, groups)
