@@ -22,6 +22,7 @@ Both are exact for the model the simulator defines; the winner is re-evaluated w
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,6 +32,7 @@ from codesign.errors import CodesignError, InfeasibleError
 from codesign.ilp import BitAllocation, BitAllocationProblem, Budget, solve_program
 from codesign.values import AcceleratorConfig, HardwareReport, Network
 from search_spaces.accelerator import OverlaySpace, tightest_resource
+from simulators.base import HardwareModel
 from simulators.common import BatchResult, LayerArrays
 from simulators.overlay import OverlayModel, overlay_arrays
 
@@ -85,6 +87,37 @@ class _Context:
         return self.constant + sum(
             (self.latency[name, b] for name, b in bits.items()), np.zeros_like(self.constant)
         )
+
+
+def layer_cost_table(
+    model: HardwareModel,
+    network: Network,
+    accel: AcceleratorConfig,
+    bit_choices: Sequence[int],
+    *,
+    act_follows_weights: bool = False,
+) -> dict[str, dict[str, dict[int, float]]]:
+    """``latency_ms`` and ``energy_mj`` cost columns (``[column][layer][bits]``) of the weighted layers on
+    one accelerator, for budgets of :func:`codesign.ilp.allocate_bits` or ``codesign allocate-bits``.
+
+    Layer ``i`` at ``b`` bits is read from the model's report of the network with every weighted layer
+    at ``b``; non-weighted layers' costs are left out (constant). Exact for models whose layer costs
+    depend only on the layer's own bits (dataflow engines, measured tables); on the overlay the array's
+    width follows the widest layer, which :func:`hao_program` models exactly.
+    """
+    out: dict[str, dict[str, dict[int, float]]] = {"latency_ms": {}, "energy_mj": {}}
+    weighted = [layer.name for layer in network.weighted_layers]
+    for b in bit_choices:
+        bits = dict.fromkeys(weighted, int(b))
+        report = model.evaluate(_with_bits(network, bits, act_follows_weights), accel)
+        costs = {cost.name: cost for cost in report.per_layer}
+        missing = [n for n in weighted if n not in costs]
+        if missing:
+            raise CodesignError(f"{model.name}: the report has no per-layer cost for {', '.join(missing)}")
+        for name in weighted:
+            out["latency_ms"].setdefault(name, {})[int(b)] = costs[name].latency_ms
+            out["energy_mj"].setdefault(name, {})[int(b)] = costs[name].energy_mj
+    return out
 
 
 def _with_bits(network: Network, bits: dict[str, int], act_follows: bool) -> Network:
@@ -236,7 +269,9 @@ def _min_latency(
         fastest = ctx.fastest()
         if ctx.feasible.any():
             # a configuration slower in every layer than another of the same context cannot win
-            queue.extend((float(fastest[c]), k, c) for c in _minimal_configs(ctx, np.flatnonzero(ctx.feasible)))
+            queue.extend(
+                (float(fastest[c]), k, c) for c in _minimal_configs(ctx, np.flatnonzero(ctx.feasible))
+            )
     queue.sort()
     best: tuple[BitAllocation, int, _Context] | None = None
     best_latency = float("inf")

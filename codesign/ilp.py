@@ -15,7 +15,7 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pulp
@@ -422,7 +422,7 @@ def _resolved_limits(problem: BitAllocationProblem) -> dict[int, float]:
     return limits
 
 
-def _raise_infeasible(problem: BitAllocationProblem, time_limit_s: float | None) -> None:
+def _raise_infeasible(problem: BitAllocationProblem, time_limit_s: float | None) -> NoReturn:
     """Find the first budget that cannot be met given the budgets before it and report its smallest
     feasible value (the optimum of the program that minimises that budget's column)."""
     imposed: dict[int, float] = {}
@@ -456,7 +456,6 @@ def allocate_bits(problem: BitAllocationProblem, *, time_limit_s: float | None =
     chosen = _solve(problem, None, limits, time_limit_s)
     if chosen is None:
         _raise_infeasible(problem, time_limit_s)
-        raise AssertionError("unreachable")  # pragma: no cover
     return _result(problem, chosen, limits)
 
 
@@ -485,7 +484,7 @@ def sensitivity_front(
     """The sensitivity-versus-cost front on ``column`` (HAWQ-V2's Pareto frontier), other budgets kept.
 
     With ``points`` the budget on ``column`` sweeps that many evenly spaced values from its smallest
-    feasible total to the all-highest total; with ``points=None`` the sweep is exact (epsilon-constraint:
+    feasible total to the total of the unconstrained optimum (beyond it Omega cannot fall); with ``points=None`` the sweep is exact (epsilon-constraint:
     each next budget is just below the last optimum's cost), so every Pareto-optimal point is found.
     Returns the distinct non-dominated optima, cheapest first.
     """
@@ -501,11 +500,13 @@ def sensitivity_front(
     cheapest = _solve(others, c, base, None)
     if cheapest is None:
         _raise_infeasible(others, None)
-    low = _result(others, cheapest or [], base).values_dict()[column]
+    low = _result(others, cheapest, base).values_dict()[column]
     found: list[BitAllocation] = []
     if points is not None:
         best = _solve(others, None, base, None)
-        high = _result(others, best or [], base).values_dict()[column]
+        if best is None:  # pragma: no cover - cheapest is feasible under the same budgets
+            _raise_infeasible(others, None)
+        high = _result(others, best, base).values_dict()[column]
         for limit in np.linspace(low, max(low, high), points):
             chosen = _solve(others, None, {**base, c: float(limit)}, None)
             if chosen is not None:

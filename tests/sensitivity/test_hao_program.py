@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from codesign.errors import CodesignError, InfeasibleError
-from codesign.hao_program import hao_program
-from codesign.ilp import BitAllocationProblem, Budget, network_costs
+from codesign.hao_program import hao_program, layer_cost_table
+from codesign.ilp import BitAllocationProblem, Budget, allocate_bits, network_costs
 from codesign.values import Layer, Network
-from search_spaces.accelerator import OverlaySpace
+from search_spaces.accelerator import DataflowSpace, OverlaySpace
+from simulators.dataflow import DataflowModel
+from simulators.devices import default_catalog
 from simulators.overlay import OverlayModel
 
 MODEL = OverlayModel()
@@ -146,3 +148,43 @@ def test_rejects_mismatched_layers_and_missing_budget() -> None:
         hao_program(net, other, space=SPACE)
     with pytest.raises(CodesignError, match="latency_budget_ms"):
         hao_program(net, problem, space=SPACE, minimise="omega")
+
+
+def test_layer_cost_table_adds_up_on_the_dataflow_template() -> None:
+    net = small_network(np.random.default_rng(0))
+    model = DataflowModel()
+    accel = DataflowSpace.for_device(default_catalog().get("xczu7ev")).sample(net, np.random.default_rng(1))
+    table = layer_cost_table(model, net, accel, (2, 4, 8))
+    names = [layer.name for layer in net.weighted_layers]
+    assert set(table["latency_ms"]) == set(names)
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        bits = {n: int(rng.choice([2, 4, 8])) for n in names}
+        report = model.evaluate(net.with_bits(bits), accel)
+        constant = sum(c.latency_ms for c in report.per_layer if c.name not in bits)
+        assert sum(table["latency_ms"][n][b] for n, b in bits.items()) + constant == pytest.approx(
+            report.latency_ms, rel=1e-12
+        )
+    # the table feeds a latency budget of the bit program
+    omega = {n: {2: 1.0, 4: 0.1, 8: 0.0} for n in names}
+    low, high = (
+        sum(min(v.values()) for v in table["latency_ms"].values()),
+        sum(max(v.values()) for v in table["latency_ms"].values()),
+    )
+    result = allocate_bits(
+        BitAllocationProblem.from_tables(
+            omega=omega, costs=table, budgets=[Budget("latency_ms", limit=(low + high) / 2)]
+        )
+    )
+    assert result.values_dict()["latency_ms"] <= (low + high) / 2 * (1 + 1e-9)
+
+
+def test_layer_cost_table_is_exact_on_the_overlay_at_uniform_bits() -> None:
+    net = small_network(np.random.default_rng(1))
+    accel = SPACE.config_at(5)
+    table = layer_cost_table(MODEL, net, accel, (4, 8))
+    for b in (4, 8):
+        report = MODEL.evaluate(net.with_bits(dict.fromkeys(table["latency_ms"], b)), accel)
+        by_name = {c.name: c for c in report.per_layer}
+        assert all(table["latency_ms"][n][b] == by_name[n].latency_ms for n in table["latency_ms"])
+        assert all(table["energy_mj"][n][b] == by_name[n].energy_mj for n in table["energy_mj"])
