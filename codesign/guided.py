@@ -462,7 +462,7 @@ def guided_sampler_for(problem: Any, *, seed: int, options: Mapping[str, Any]) -
     :class:`~codesign.problem.CodesignProblem`.
 
     The pool covers the ``arch.*`` decisions: every architecture when the space has at most
-    :data:`MAX_ENUMERATED_POOL`, else ``pool_size`` (default 4,000) random ones. Features: NAS-Bench-201
+    :data:`MAX_ENUMERATED_POOL`, else ``pool_size`` (default 2,000) random ones. Features: NAS-Bench-201
     cells get the graph features of :func:`codesign.predictors.cells.cell_features` (which include the
     one-hot of each edge); other spaces the one-hot of the decisions, the space's own encoding and the
     log MACs and parameters of the 8-bit network (a cheap prior for latency). ``bits.*`` and other
@@ -476,7 +476,7 @@ def guided_sampler_for(problem: Any, *, seed: int, options: Mapping[str, Any]) -
 
         raise ConfigError("strategy.options", f"unknown option(s) {', '.join(unknown)} for strategy 'hao'; known: {', '.join(OPTIONS)}")
     settings = dict(options)
-    pool_size = int(settings.pop("pool_size", 4000))
+    pool_size = int(settings.pop("pool_size", 2000))
     space = problem.space
     choices = {ARCH_PREFIX + k: list(v) for k, v in space.choices().items()}
     search_space: dict[str, BaseDistribution] = {k: CategoricalDistribution(v) for k, v in choices.items()}

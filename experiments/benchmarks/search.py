@@ -131,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         for strategy in args.strategies:
             n = args.seeds_gp if strategy == "gp" and args.seeds_gp is not None else args.seeds
             jobs += [(variant, strategy, seed, args.evals, args.hao_options) for seed in range(n)]
+    results = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        results = list(pool.map(one_run, *zip(*jobs, strict=True)))
+        for job, result in zip(jobs, pool.map(one_run, *zip(*jobs, strict=True)), strict=True):
+            print(f"{job[0]} objectives, {job[1]}, seed {job[2]}: hv ratio {result[0]:.4f} in {result[1]:.1f} s", file=sys.stderr, flush=True)
+            results.append(result)
 
     ratios: dict[tuple[str, str], list[float]] = {}
     seconds: dict[tuple[str, str], list[float]] = {}

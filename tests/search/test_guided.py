@@ -195,3 +195,27 @@ def test_factory_rejects_unknown_options() -> None:
 
     with pytest.raises(ConfigError, match="colour"):
         guided_sampler_for(_Problem(), seed=0, options={"colour": 1})
+
+
+def test_factory_on_a_macro_space_pools_architectures_and_leaves_other_decisions_independent() -> None:
+    from codesign.problem import suggest_arch
+    from search_spaces.registry import make_space
+
+    class _Problem:
+        space = make_space("mbconv_digits")
+
+    problem = _Problem()
+    s = guided_sampler_for(problem, seed=0, options={"pool_size": 40, "n_startup_trials": 4, "batch_size": 2, "n_estimators": 5})
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        network = problem.space.network(suggest_arch(problem.space, trial))
+        bits = trial.suggest_categorical("bits.w:first", [4, 8])
+        return float(network.macs) * bits, -float(network.params)
+
+    study = study_of(s)
+    study.optimize(objective, n_trials=10)
+    arch_keys = [tuple(v for k, v in sorted(t.params.items()) if k.startswith("arch.")) for t in study.trials]
+    assert len(set(arch_keys)) == 10
+    assert {t.params["bits.w:first"] for t in study.trials} == {4, 8}
+    pool_keys = {tuple(p[k] for k in sorted(p)) for p in s._pool or []}
+    assert set(arch_keys) <= pool_keys
