@@ -7,26 +7,33 @@ from codesign.predictors.evaluation import (
     LatencySamples,
     evaluate_latency,
     family_split,
+    random_pairs,
     random_split,
     sample_hardware,
 )
 from codesign.predictors.features import FeatureSchema, LatencyFeaturizer
-from codesign.predictors.latency import BitOpsBaseline, LatencyPredictor
+from codesign.predictors.latency import AdditiveLatencyModel, BitOpsBaseline, LatencyPredictor
+from codesign.predictors.measurements import MeasurementTable, parse_measurements, read_measurements
 from codesign.predictors.metrics import RegressionMetrics, regression_metrics
 
 __all__ = [
     "AccuracyFeaturizer",
     "AccuracyPredictor",
+    "AdditiveLatencyModel",
     "BitOpsBaseline",
     "FeatureSchema",
     "LatencyFeaturizer",
     "LatencyPredictor",
     "LatencyReport",
     "LatencySamples",
+    "MeasurementTable",
     "RegressionMetrics",
     "evaluate_latency",
     "family_split",
+    "parse_measurements",
+    "random_pairs",
     "random_split",
+    "read_measurements",
     "regression_metrics",
     "sample_hardware",
 ]

@@ -154,7 +154,7 @@ def _network_macs_spearman(table: pd.DataFrame, latency: np.ndarray) -> float:
 
 
 # -- MNIST accuracy ------------------------------------------------------------------------------------
-def mnist_measurements(cache: Path, root: Path, n: int, seed: int) -> tuple[Any, list[Any], list[tuple[int, ...]], list[tuple[int, ...]], np.ndarray]:
+def mnist_measurements(cache: Path, root: Path, n: int, seed: int, steps: int) -> tuple[Any, list[Any], list[tuple[int, ...]], list[tuple[int, ...]], np.ndarray]:
     """``n`` distinct architectures of ``mbconv_mnist`` with varied per-layer bits, measured on MNIST
     validation images through the supernet path (cached in ``cache``)."""
     from codesign.data import load_dataset
@@ -164,10 +164,11 @@ def mnist_measurements(cache: Path, root: Path, n: int, seed: int) -> tuple[Any,
     from search_spaces.registry import make_space
 
     space = make_space("mbconv_mnist")
-    data = load_dataset("mnist", root=root, seed=0, train_subset=12000, val_size=2000)
+    # sized for a shared 2-core machine: a short supernet schedule and a 1,000-image validation split
+    data = load_dataset("mnist", root=root, seed=0, train_subset=8000, val_size=1000)
     evaluator = SupernetEvaluator.create(
-        space, data, schedule=TrainSchedule(epochs=1, batch_size=128, calib_batches=4),
-        supernet_schedule=SupernetSchedule(steps=600, bn_batches=4), cache=cache, seed=0,
+        space, data, schedule=TrainSchedule(epochs=1, batch_size=64, calib_batches=2),
+        supernet_schedule=SupernetSchedule(steps=steps, batch_size=64, n_random=1, bn_batches=4), cache=cache, seed=0,
     )  # fmt: skip
     patterns = [BitWidthSpace(w, a) for w, a in (((8,), (8,)), ((4,), (8,)), ((4, 8), (8,)), ((4,), (4,)), ((4, 8), (4, 8)), ((2, 4), (8,)), ((2, 4, 8), (4, 8)))]
     rng = np.random.default_rng(seed)
@@ -187,8 +188,8 @@ def mnist_measurements(cache: Path, root: Path, n: int, seed: int) -> tuple[Any,
     return space, archs, weight_bits, act_bits, np.asarray(accs)
 
 
-def mnist_figures(seeds: int, cache: Path, root: Path, n: int) -> dict[str, float]:
-    space, archs, weight_bits, act_bits, accs = mnist_measurements(cache, root, n, seed=0)
+def mnist_figures(seeds: int, cache: Path, root: Path, n: int, steps: int) -> dict[str, float]:
+    space, archs, weight_bits, act_bits, accs = mnist_measurements(cache, root, n, seed=0, steps=steps)
     encodings = np.stack([space.encode(a) for a in archs])
     max_layers = max(len(w) for w in weight_bits)
     featurizer = AccuracyFeaturizer(encoding_dim=encodings.shape[1], max_layers=max_layers, space=space.name)
@@ -219,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=("latency", "nb201", "mnist"), default=("latency", "nb201", "mnist"))
     parser.add_argument("--cache", type=Path, default=Path(".codesign-cache/bench-predictors"))
     parser.add_argument("--mnist-root", type=Path, default=DATA / "mnist")
-    parser.add_argument("--mnist-candidates", type=int, default=200)
+    parser.add_argument("--mnist-candidates", type=int, default=160)
+    parser.add_argument("--supernet-steps", type=int, default=200)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -229,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     if "nb201" in args.only:
         figures |= nb201_figures(args.seeds)
     if "mnist" in args.only:
-        figures |= mnist_figures(args.seeds, args.cache, args.mnist_root, args.mnist_candidates)
+        figures |= mnist_figures(args.seeds, args.cache, args.mnist_root, args.mnist_candidates, args.supernet_steps)
     figures["seconds"] = time.perf_counter() - start
     if args.json:
         print(json.dumps({k: round(v, 5) for k, v in figures.items()}))
