@@ -55,7 +55,7 @@ class AccuracyFeaturizer:
         encodings: np.ndarray | Sequence[Sequence[float]],
         weight_bits: Sequence[Sequence[int]] | None = None,
         act_bits: Sequence[Sequence[int]] | None = None,
-        perturbation: Sequence[float] | None = None,
+        perturbation: Sequence[float] | np.ndarray | None = None,
     ) -> np.ndarray:
         enc = np.asarray(encodings, dtype=float)
         if enc.ndim != 2 or enc.shape[1] != self.encoding_dim:

@@ -16,10 +16,12 @@ Figures (medians over ``--seeds`` seeds; each seed redraws samples, splits and m
   ``nb201_network_macs_spearman``: MACs of the layer list the nb201 space builds (dead operations pruned).
 - ``nb201_acc_kendall_500``: CIFAR-10 accuracy predictor (XGBoost ensemble on cell graph features) from
   500 cells, tested on the rest; ``nb201_acc_onehot_kendall_500``: the same on the plain edge one-hot.
-- ``mnist_acc_kendall``: accuracy predictor (architecture encoding + per-layer bits) trained on real MNIST
-  measurements (supernet path: weights inherited, BatchNorm recalibrated, calibrated at the candidate's
-  bits, scored on validation) of 75 % of the candidates, Kendall tau on the other 25 %;
-  ``mnist_acc_bits_only_kendall``: a predictor that sees only the bits, for comparison.
+- ``mnist_acc_kendall``: accuracy predictor (XGBoost ensemble on architecture encoding + per-layer bits +
+  summed weight perturbation) trained on real MNIST measurements (supernet path: weights inherited,
+  BatchNorm recalibrated, calibrated at the candidate's bits, scored on 1,000 validation images) of 75 % of
+  240 candidates, Kendall tau on the other 25 % (architectures never seen in training);
+  ``mnist_acc_no_perturbation_kendall`` and ``mnist_acc_bits_only_kendall`` drop features, for comparison;
+  ``mnist_perturbation_alone_kendall``: the summed perturbation alone as a ranking.
 - ``seconds``: wall time of the whole run.
 
 Usage: ``python experiments/benchmarks/predictors.py [--json] [--seeds 3] [--only latency nb201 mnist]
@@ -154,9 +156,10 @@ def _network_macs_spearman(table: pd.DataFrame, latency: np.ndarray) -> float:
 
 
 # -- MNIST accuracy ------------------------------------------------------------------------------------
-def mnist_measurements(cache: Path, root: Path, n: int, seed: int, steps: int) -> tuple[Any, list[Any], list[tuple[int, ...]], list[tuple[int, ...]], np.ndarray]:
+def mnist_measurements(cache: Path, root: Path, n: int, seed: int, steps: int) -> tuple[Any, list[Any], list[tuple[int, ...]], list[tuple[int, ...]], np.ndarray, np.ndarray]:
     """``n`` distinct architectures of ``mbconv_mnist`` with varied per-layer bits, measured on MNIST
-    validation images through the supernet path (cached in ``cache``)."""
+    validation images through the supernet path (cached in ``cache``), with each candidate's summed
+    weight perturbation."""
     from codesign.data import load_dataset
     from codesign.supernet import SupernetEvaluator, SupernetSchedule
     from codesign.training import TrainSchedule
@@ -179,34 +182,49 @@ def mnist_measurements(cache: Path, root: Path, n: int, seed: int, steps: int) -
         if space.arch_id(arch) not in seen:
             seen.add(space.arch_id(arch))
             archs.append(arch)
-    weight_bits, act_bits, accs = [], [], []
+    weight_bits, act_bits, accs, perturbation = [], [], [], []
     for i, arch in enumerate(archs):
         w, a = patterns[i % len(patterns)].sample(rng, space.network(arch))
         weight_bits.append(tuple(w))
         act_bits.append(tuple(a))
         accs.append(evaluator.measure(arch, w, a).quant_acc)
-    return space, archs, weight_bits, act_bits, np.asarray(accs)
+        perturbation.append(weight_perturbation(evaluator.trained_model(arch), w))
+    return space, archs, weight_bits, act_bits, np.asarray(accs), np.asarray(perturbation)
+
+
+def weight_perturbation(model: Any, weight_bits: tuple[int, ...]) -> float:
+    """``sum_i ||Q_b(W_i) - W_i||^2 / n_i``: HAWQ's summed perturbation with every layer's Hessian trace
+    per parameter taken as 1 (Hutchinson traces for every candidate cost minutes each on this machine)."""
+    from codesign.sensitivity import quantize_weight, weighted_layers
+
+    total = 0.0
+    for (_, module), bits in zip(weighted_layers(model), weight_bits, strict=True):
+        w = torch.as_tensor(module.weight).detach()
+        total += float(((quantize_weight(w, bits) - w) ** 2).sum()) / w.numel()
+    return total
 
 
 def mnist_figures(seeds: int, cache: Path, root: Path, n: int, steps: int) -> dict[str, float]:
-    space, archs, weight_bits, act_bits, accs = mnist_measurements(cache, root, n, seed=0, steps=steps)
+    space, archs, weight_bits, act_bits, accs, perturbation = mnist_measurements(cache, root, n, seed=0, steps=steps)
     encodings = np.stack([space.encode(a) for a in archs])
     max_layers = max(len(w) for w in weight_bits)
-    featurizer = AccuracyFeaturizer(encoding_dim=encodings.shape[1], max_layers=max_layers, space=space.name)
-    X = featurizer.transform(encodings, weight_bits, act_bits)
-    bit_cols = [i for i, name in enumerate(featurizer.schema.names) if not name.startswith("enc")]
-    taus, bits_only = [], []
+    featurizer = AccuracyFeaturizer(encoding_dim=encodings.shape[1], max_layers=max_layers, use_perturbation=True, space=space.name)
+    X = featurizer.transform(encodings, weight_bits, act_bits, perturbation)
+    names = featurizer.schema.names
+    no_pert = [i for i, name in enumerate(names) if name != "log_perturbation"]
+    bit_cols = [i for i, name in enumerate(names) if not name.startswith("enc") and name != "log_perturbation"]
+    figures: dict[str, list[float]] = {}
+    settings = {"model": "xgboost", "max_depth": 3, "learning_rate": 0.05}
     for seed in range(seeds):
         order = np.random.default_rng(seed).permutation(len(accs))
         n_test = len(accs) // 4
         train, test = order[n_test:], order[:n_test]
-        predictor = AccuracyPredictor(model="xgboost", seed=seed).fit(X[train], accs[train], schema=featurizer.schema)
-        taus.append(kendall(accs[test], predictor.predict(X[test])))
-        plain = AccuracyPredictor(model="xgboost", seed=seed).fit(X[train][:, bit_cols], accs[train])
-        bits_only.append(kendall(accs[test], plain.predict(X[test][:, bit_cols])))
+        for key, cols in (("mnist_acc_kendall", list(range(len(names)))), ("mnist_acc_no_perturbation_kendall", no_pert), ("mnist_acc_bits_only_kendall", bit_cols)):
+            predictor = AccuracyPredictor(seed=seed, **settings).fit(X[train][:, cols], accs[train])  # type: ignore[arg-type]
+            figures.setdefault(key, []).append(kendall(accs[test], predictor.predict(X[test][:, cols])))
     return {
-        "mnist_acc_kendall": _median(taus),
-        "mnist_acc_bits_only_kendall": _median(bits_only),
+        **{key: _median(values) for key, values in figures.items()},
+        "mnist_perturbation_alone_kendall": kendall(accs, -perturbation),
         "mnist_candidates": float(len(accs)),
         "mnist_val_acc_min": float(accs.min()),
         "mnist_val_acc_max": float(accs.max()),
@@ -220,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=("latency", "nb201", "mnist"), default=("latency", "nb201", "mnist"))
     parser.add_argument("--cache", type=Path, default=Path(".codesign-cache/bench-predictors"))
     parser.add_argument("--mnist-root", type=Path, default=DATA / "mnist")
-    parser.add_argument("--mnist-candidates", type=int, default=160)
-    parser.add_argument("--supernet-steps", type=int, default=200)
+    parser.add_argument("--mnist-candidates", type=int, default=240)
+    parser.add_argument("--supernet-steps", type=int, default=600)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     start = time.perf_counter()
