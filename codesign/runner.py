@@ -15,7 +15,7 @@ from codesign.config import ExperimentConfig
 from codesign.front import ParetoFront, compute_front, trials_frame
 from codesign.problem import Problem
 from codesign.registry import build_problem
-from codesign.search import Evaluator, Progress, SearchOutcome, prepare_study, run_trials
+from codesign.search import Evaluator, Interruption, Progress, SearchOutcome, prepare_study, run_trials
 from codesign.strategies import make_sampler
 from codesign.values import Evaluation
 from codesign.verify import VerificationReport, verify_front
@@ -95,6 +95,7 @@ def run_experiment(
     worker: int = 0,
     on_progress: Callable[[Progress], None] | None = None,
     verify: bool = True,
+    interruption: Interruption | None = None,
 ) -> RunResult:
     """Search until the study holds ``trials`` (default: the experiment's budget) completed trials, then
     (``verify``) measure the front's pairs on the test split and recompute the front from those numbers."""
@@ -112,7 +113,14 @@ def run_experiment(
     evaluate = _with_threads(evaluate, config.accuracy.threads)
     label = f"{socket.gethostname()}:{os.getpid()}:{worker}"
     outcome = run_trials(
-        config, study, evaluate, target=target, timeout_s=config.budget.timeout_s, on_progress=on_progress, worker=label
+        config,
+        study,
+        evaluate,
+        target=target,
+        timeout_s=config.budget.timeout_s,
+        on_progress=on_progress,
+        worker=label,
+        interruption=interruption,
     )
     front = front_of(config, study)
     report = None

@@ -48,6 +48,23 @@ class Progress:
     last_error: str = ""
 
 
+@dataclass
+class Interruption:
+    """A stop request shared with a signal handler (mutable on purpose).
+
+    :meth:`request` (call it from a SIGINT/SIGTERM handler) interrupts a running evaluation at once, but
+    never Optuna's storage writes: outside an evaluation it only asks the loop to stop once the current
+    trial is saved, so a stop never leaves a half-written trial or a held journal lock behind."""
+
+    requested: bool = False
+    in_evaluation: bool = False
+
+    def request(self) -> None:
+        self.requested = True
+        if self.in_evaluation:
+            raise KeyboardInterrupt
+
+
 @dataclass(frozen=True)
 class SearchOutcome:
     study_name: str
@@ -139,6 +156,7 @@ def run_trials(
     timeout_s: float | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     worker: str = "",
+    interruption: Interruption | None = None,
 ) -> SearchOutcome:
     """Run trials until the study holds ``target`` completed ones. ``evaluate`` proposes and evaluates one
     candidate from a live trial; what it returns is recorded, with the experiment's constraints and the
@@ -150,8 +168,13 @@ def run_trials(
     if on_progress is not None:
         on_progress(tracker.snapshot())
 
+    stop = interruption if interruption is not None else Interruption()
+
     def objective(trial: optuna.Trial) -> Sequence[float]:
+        stop.in_evaluation = True
         try:
+            if stop.requested:
+                raise KeyboardInterrupt
             evaluation = evaluate(trial)
         except (KeyboardInterrupt, optuna.TrialPruned):
             raise
@@ -159,6 +182,8 @@ def run_trials(
             message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             trial.set_user_attr(ATTR_ERROR, message)
             raise _EvaluationFailed(message) from exc
+        finally:
+            stop.in_evaluation = False
         record_evaluation(trial, evaluation)
         if worker:
             trial.set_user_attr(ATTR_WORKER, worker)
@@ -173,7 +198,7 @@ def run_trials(
         tracker.add(trial)
         if on_progress is not None:
             on_progress(tracker.snapshot())
-        if tracker.failed_in_a_row >= MAX_FAILURES_IN_A_ROW or _completed(study) >= target:
+        if stop.requested or tracker.failed_in_a_row >= MAX_FAILURES_IN_A_ROW or _completed(study) >= target:
             study.stop()
 
     interrupted = False
@@ -182,6 +207,7 @@ def run_trials(
             study.optimize(objective, timeout=timeout_s, callbacks=[after], catch=(_EvaluationFailed,), gc_after_trial=False)
         except KeyboardInterrupt:
             interrupted = True
+    interrupted = interrupted or stop.requested
     if tracker.failed_in_a_row >= MAX_FAILURES_IN_A_ROW:
         raise CodesignError(
             f"{MAX_FAILURES_IN_A_ROW} evaluations in a row failed, stopping (completed trials are kept); last error: {tracker.last_error}"

@@ -4,6 +4,7 @@ command again resumes the same study."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Any
 
@@ -11,7 +12,7 @@ from tqdm import tqdm
 
 from codesign.cli.format import table
 from codesign.config import load_config
-from codesign.search import Progress
+from codesign.search import Interruption, Progress
 
 
 def register(sub: Any) -> None:
@@ -60,9 +61,21 @@ def handle(args: argparse.Namespace) -> int:
     if args.trials is not None and args.trials < 1:
         raise CodesignError(f"--trials must be at least 1, got {args.trials}")
     bar = _Bar(config.name, enabled=not args.quiet)
+    interruption = Interruption()
+    handlers = {sig: signal.signal(sig, lambda signum, frame: interruption.request()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        result = run_experiment(config, storage=args.storage, out_dir=args.out, trials=args.trials, worker=args.worker, on_progress=bar)
+        result = run_experiment(
+            config,
+            storage=args.storage,
+            out_dir=args.out,
+            trials=args.trials,
+            worker=args.worker,
+            on_progress=bar,
+            interruption=interruption,
+        )
     finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         bar.close()
     front = result.front
     outcome = result.outcome

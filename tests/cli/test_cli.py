@@ -123,3 +123,45 @@ def test_run_verify_and_export_a_deployable_pair(tmp_path: Path, capsys: pytest.
     assert test_acc == pytest.approx(pair["metrics"]["accuracy"], abs=1e-9)
     code, _, err = run_cli(capsys, "export", str(tmp_path / "out"), "--pair", "999")
     assert code == 2 and "no evaluated trial 999" in err
+
+
+def test_ctrl_c_saves_and_the_same_command_resumes(tmp_path: Path, nb201_table: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+    from optuna.trial import TrialState
+
+    exp = tmp_path / "nb.yaml"
+    exp.write_text(nb201_yaml(nb201_table, trials=100_000))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "codesign", "run", str(exp), "--out", str(out)]
+    # as from a terminal: SIGINT at its default (a parent started in the background may ignore it)
+    err_path = tmp_path / "stderr.txt"
+    with err_path.open("w") as err_file:
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=err_file, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+        journal = out / "study.journal"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not journal.exists() or journal.stat().st_size < 20_000):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    err = err_path.read_text()
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err and "Traceback" not in err
+    study = optuna.load_study(study_name="nb", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))))
+    saved = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(saved) >= 1
+    before = {t.number: t.params for t in saved}
+    target = len(saved) + 5
+    done = subprocess.run([*cmd, "--trials", str(target), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="nb", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))))
+    after = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(after) == target
+    assert {t.number: t.params for t in after if t.number in before} == before
