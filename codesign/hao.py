@@ -25,13 +25,16 @@ import optuna
 from torch import nn
 
 from codesign.config import ExperimentConfig
-from codesign.errors import ConfigError
+from codesign.errors import ConfigError, InfeasibleError
+from codesign.hao_program import hao_program
 from codesign.ilp import BitAllocationProblem, Budget, allocate_bits, network_costs
 from codesign.problem import CodesignProblem, Problem, suggest_arch
 from codesign.search import Evaluator
 from codesign.sensitivity import TraceSettings, sensitivity_table
 from codesign.values import Candidate, Evaluation, Network
+from search_spaces.accelerator import OverlaySpace
 from search_spaces.bitwidth import tie_groups
+from simulators.overlay import OverlayModel
 
 ATTR_HAO = "codesign.hao"
 
@@ -102,28 +105,48 @@ class InnerProgram:
         layer_names = [layer.name for layer in network.weighted_layers]
         return table.renamed(layer_names).omega_map()
 
-    def solve(self, arch: Any, alpha: float, act_bits: int) -> tuple[Candidate, dict[str, float]]:
+    def solve(self, arch: Any, alpha: float, act_bits: int) -> tuple[Candidate, dict[str, float | str]]:
+        """Bits and accelerator for ``arch`` at trade-off ``alpha`` (0: fewest bits, 1: most).
+
+        On the overlay template this is HAO's joint program: the minimum-latency (bits, accelerator)
+        pair whose summed Omega is at most ``Omega(all lowest) + alpha * (Omega(all highest) -
+        Omega(all lowest))``. Other hardware models get the HAWQ-V3 allocation under the same fraction of
+        the bit-operations range, then their own best accelerator."""
         space = self.problem.space
-        plain = space.network(arch)
-        n = len(plain.weighted_layers)
+        n = len(space.network(arch).weighted_layers)
         network = space.network(arch, (max(self.problem.bits.weight_bits),) * n, (act_bits,) * n)
         omega = self.omega(arch, network)
-        costs = network_costs(network, self.problem.bits.weight_bits)
         weighted = network.weighted_layers
+        ties = [[weighted[i].name for i in group] for group in tie_groups(network) if len(group) > 1]
+        act = (act_bits,) * n
+        hardware = self.problem.hardware
+        if isinstance(hardware, OverlayModel):
+            # the Omega of the all-lowest and all-highest networks (ties respected) bound alpha's range
+            most_omega, least_omega = BitAllocationProblem.from_tables(
+                omega=omega, costs={"sensitivity": omega}, ties=ties
+            ).cost_range("sensitivity")
+            program = BitAllocationProblem.from_tables(omega=omega, ties=ties)
+            budget = most_omega + alpha * (least_omega - most_omega)
+            overlay = OverlaySpace.for_device(hardware.catalog.get(self.problem.device), clock_mhz=self.problem.clock_mhz)
+            try:
+                result = hao_program(network, program, space=overlay, model=hardware, omega_budget=budget * (1 + 1e-9))
+            except InfeasibleError:
+                result = None
+            if result is not None:
+                bits = result.allocation.bits_dict()
+                weight_bits = tuple(bits[layer.name] for layer in weighted)
+                candidate = Candidate(space.name, space.arch_id(arch), weight_bits, act, result.accelerator)
+                return candidate, {"alpha": alpha, "omega": result.omega, "program": "hao"}
+        costs = network_costs(network, self.problem.bits.weight_bits)
         program = BitAllocationProblem.from_tables(
-            omega=omega,
-            costs={"bops": costs["bops"]},
-            ties=[[weighted[i].name for i in group] for group in tie_groups(network) if len(group) > 1],
-            budgets=[Budget("bops", alpha=alpha)],
+            omega=omega, costs={"bops": costs["bops"]}, ties=ties, budgets=[Budget("bops", alpha=alpha)]
         )
         allocation = allocate_bits(program)
         bits = allocation.bits_dict()
-        weight_bits = tuple(bits[layer.name] for layer in network.weighted_layers)
-        act = (act_bits,) * n
-        chosen = space.network(arch, weight_bits, act)
-        accel, _, _ = self.problem.choose_accelerator(chosen)
+        weight_bits = tuple(bits[layer.name] for layer in weighted)
+        accel, _, _ = self.problem.choose_accelerator(space.network(arch, weight_bits, act))
         candidate = Candidate(space.name, space.arch_id(arch), weight_bits, act, accel)
-        return candidate, {"alpha": alpha, "omega": allocation.objective, "bops": allocation.values_dict()["bops"]}
+        return candidate, {"alpha": alpha, "omega": allocation.objective, "program": "hawq"}
 
 
 def hao_evaluator(config: ExperimentConfig, problem: Problem, study: optuna.Study) -> Evaluator:
