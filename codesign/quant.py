@@ -74,12 +74,9 @@ def act_qparams(min_val: float, max_val: float, bits: int) -> tuple[float, int]:
 
 
 def fake_quant_act(x: Tensor, scale: float, zero_point: int, bits: int) -> Tensor:
-    """Activations rounded to the asymmetric grid; straight-through inside the range, zero gradient outside."""
-    levels = 2**bits - 1
-    lo, hi = (0 - zero_point) * scale, (levels - zero_point) * scale
-    clipped = torch.clamp(x, lo, hi)
-    q = (torch.clamp(torch.round(clipped / scale) + zero_point, 0, levels) - zero_point) * scale
-    return clipped + (q - clipped).detach()
+    """Activations rounded to the asymmetric grid; straight-through inside the range, zero gradient outside
+    (one fused kernel)."""
+    return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, 0, 2**bits - 1)
 
 
 class ActQuantizer(nn.Module):
@@ -116,28 +113,22 @@ class ActQuantizer(nn.Module):
         return act_qparams(float(self.min_val), float(self.max_val), self.bits)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.mode == "float":
-            return x
-        lo, hi = x.detach().min(), x.detach().max()
+        if self.mode == "float" or (self.mode == "quant" and not self.training):
+            return x if self.mode == "float" else fake_quant_act(x, *self.qparams(), self.bits)
+        lo, hi = torch.aminmax(x.detach())
+        if not bool(self.observed):
+            self.min_val.copy_(lo)
+            self.max_val.copy_(hi)
+            self.observed.fill_(True)
+        elif self.mode == "observe":
+            self.min_val.copy_(torch.minimum(self.min_val, lo))
+            self.max_val.copy_(torch.maximum(self.max_val, hi))
+        else:  # quantization-aware training: follow the batch ranges
+            self.min_val.lerp_(lo, self.momentum)
+            self.max_val.lerp_(hi, self.momentum)
         if self.mode == "observe":
-            if bool(self.observed):
-                self.min_val.copy_(torch.minimum(self.min_val, lo))
-                self.max_val.copy_(torch.maximum(self.max_val, hi))
-            else:
-                self.min_val.copy_(lo)
-                self.max_val.copy_(hi)
-                self.observed.fill_(True)
             return x
-        if self.training:
-            if bool(self.observed):
-                self.min_val.lerp_(lo, self.momentum)
-                self.max_val.lerp_(hi, self.momentum)
-            else:
-                self.min_val.copy_(lo)
-                self.max_val.copy_(hi)
-                self.observed.fill_(True)
-        scale, zero_point = self.qparams()
-        return fake_quant_act(x, scale, zero_point, self.bits)
+        return fake_quant_act(x, *self.qparams(), self.bits)
 
 
 class _QuantMixin:

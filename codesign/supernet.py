@@ -258,12 +258,14 @@ class SupernetEvaluator(CachedEvaluator):
         cache: DiskCache | str | Path | None = None,
         seed: int = 0,
         threads: int | None = 1,
+        val_limit: int | None = None,
     ) -> None:
         if not isinstance(space, MBConvSpace):
             raise CodesignError(f"the supernet needs an MBConv space, got {type(space).__name__}")
         super().__init__(
             space, data, schedule=schedule or TrainSchedule(), cache=cache, seed=seed, threads=threads
         )
+        self.val_limit = val_limit
         self.supernet_schedule = supernet_schedule or SupernetSchedule()
         self.supernet_key = content_key(
             {

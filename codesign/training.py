@@ -244,6 +244,9 @@ class CachedEvaluator:
     ) -> None:
         self.space = space
         self.threads = threads
+        self.val_limit: int | None = None
+        """Score validation accuracy on the first ``val_limit`` validation images only (a cheaper,
+        noisier estimate for search-time measurement); ``None`` uses them all."""
         self.data = data
         self.schedule = schedule
         self.cache = (
@@ -269,6 +272,8 @@ class CachedEvaluator:
             "seed": self.seed,
             **self._float_key_parts(),
         }
+        if self.val_limit is not None:
+            parts["val_limit"] = self.val_limit
         if bits is not None:
             parts.update(weight_bits=list(bits[0]), act_bits=list(bits[1]), quant=self.schedule.quant_part())
         return content_key(parts)
@@ -287,10 +292,16 @@ class CachedEvaluator:
 
     def _scores(self, model: nn.Module) -> dict[str, float]:
         # the test split is scored only when asked for (see measure): the search never needs it
-        return {"val": accuracy(model, *self.data.split("val"))}
+        return {"val": self._accuracy(model, "val")}
+
+    def _accuracy(self, model: nn.Module, split: str) -> float:
+        x, y = self.data.split(split)
+        if split == "val" and self.val_limit is not None:
+            x, y = x[: self.val_limit], y[: self.val_limit]
+        return accuracy(model, x, y)
 
     def _score_split(self, key: str, record: dict[str, Any], split: str, model: nn.Module) -> dict[str, Any]:
-        record = {**record, split: accuracy(model, *self.data.split(split))}
+        record = {**record, split: self._accuracy(model, split)}
         self.cache.put_json(key, record)
         return record
 

@@ -78,3 +78,15 @@ def test_content_key_depends_on_every_part():
     base = {"arch": "a", "bits": [4, 8]}
     assert content_key(base) == content_key(dict(reversed(list(base.items()))))
     assert content_key(base) != content_key({**base, "bits": [8, 4]})
+
+
+def test_val_limit_scores_a_prefix_of_the_validation_split(space, digits, tmp_path):
+    arch = space.smallest()
+    full = ScratchEvaluator(space, digits, schedule=FAST, cache=tmp_path)
+    part = ScratchEvaluator(space, digits, schedule=FAST, cache=tmp_path)
+    part.val_limit = 100
+    m_full, m_part = full.measure(arch), part.measure(arch)
+    model = full.trained_model(arch)
+    assert m_part.fp32_acc == accuracy(model, digits.val_x[:100], digits.val_y[:100])
+    assert m_full.fp32_acc == accuracy(model, digits.val_x, digits.val_y)
+    assert part.trainings == 1  # its own cache entry (retrained deterministically: same weights)
