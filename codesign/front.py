@@ -125,6 +125,23 @@ def _number(value: Any) -> float:
         return math.nan
 
 
+def bits_summary(candidate: Candidate) -> str:
+    """Layers per (weight, activation) bit pair, e.g. ``w4a4:10 w8a4:5``."""
+    counts: dict[tuple[int, int], int] = {}
+    for w, a in zip(candidate.weight_bits, candidate.act_bits, strict=False):
+        counts[(w, a)] = counts.get((w, a), 0) + 1
+    return " ".join(f"w{w}a{a}:{n}" for (w, a), n in sorted(counts.items()))
+
+
+def accelerator_summary(candidate: Candidate) -> str:
+    """``overlay tm=64 tn=8 tr=4 tc=4 @200MHz`` (per-layer tuples shown by their length)."""
+    accel = candidate.accelerator
+    if accel is None:
+        return ""
+    params = " ".join(f"{k}={'[' + str(len(v)) + ']' if isinstance(v, tuple) else v}" for k, v in accel.params)
+    return f"{accel.template} {params} @{accel.clock_mhz:g}MHz"
+
+
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per finished trial: candidate columns, every metric (verified where known), the fidelity of
     each metric (``fidelity.<metric>``), feasibility and any error."""
@@ -141,10 +158,14 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             metrics.update({k: _number(v) for k, v in check["metrics"].items()})
             fidelity.update({k: f"{v} ({check.get('split', 'test')})" if k == "accuracy" else v for k, v in check["fidelity"].items()})
             metrics.update(searched)
+        candidate = Candidate.from_dict(cand) if cand else None
         row: dict[str, Any] = {
             "trial": t.number,
             "state": t.state.name,
-            "key": Candidate.from_dict(cand).key if cand else "",
+            "key": candidate.key if candidate else "",
+            "arch": candidate.arch_id if candidate else "",
+            "bits": bits_summary(candidate) if candidate else "",
+            "accelerator": accelerator_summary(candidate) if candidate else "",
             "candidate": json.dumps(cand, sort_keys=True) if cand else "",
             "violations": "; ".join(t.user_attrs.get(ATTR_VIOLATIONS) or []),
             "error": t.user_attrs.get(ATTR_ERROR, ""),
@@ -205,8 +226,8 @@ class ParetoFront:
 
     def summary_columns(self) -> list[str]:
         preferred = [*self.names, "latency_ms", "throughput_fps", "energy_mj", "dsp", "lut", "bram18", "model_size_mb"]
-        cols = ["trial"] + [c for c in dict.fromkeys(preferred) if c in self.table.columns] + ["key"]
-        return cols
+        extra = ["arch", "bits", "accelerator"] if self.table.get("bits", pd.Series(dtype=str)).astype(bool).any() else ["arch"]
+        return ["trial"] + [c for c in dict.fromkeys(preferred) if c in self.table.columns] + extra
 
     def to_csv(self, path: str | Path) -> Path:
         path = Path(path)
@@ -256,7 +277,7 @@ class ParetoFront:
         return path
 
 
-_META_COLUMNS = ("trial", "state", "key", "candidate", "violations", "error", "verified", "feasible")
+_META_COLUMNS = ("trial", "state", "key", "arch", "bits", "accelerator", "candidate", "violations", "error", "verified", "feasible")
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:

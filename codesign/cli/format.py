@@ -24,11 +24,12 @@ def table(frame: pd.DataFrame, columns: list[str] | None = None, *, max_key: int
         return "(no rows)"
     rows = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
     headers = list(frame.columns)
-    if "key" in headers:
-        k = headers.index("key")
-        for row in rows:
-            if len(row[k]) > max_key:
-                row[k] = row[k][: max_key // 2 - 2] + "...." + row[k][-(max_key // 2 - 2) :]
+    for name in ("key", "arch"):
+        if name in headers:
+            k = headers.index(name)
+            for row in rows:
+                if len(row[k]) > max_key:
+                    row[k] = row[k][: max_key // 2 - 2] + "...." + row[k][-(max_key // 2 - 2) :]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     numeric = [all(_is_number(r[i]) for r in rows) for i in range(len(headers))]
 
