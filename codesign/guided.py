@@ -8,8 +8,9 @@ small, e.g. all 15,625 NAS-Bench-201 cells, else a few thousand random ones):
    an additive quantity (latency as a sum of per-operation costs) is exact from a few dozen points while
    interactions (accuracy) are left to the trees; the spread of the members is the uncertainty;
 2. predict every pool point that is neither completed nor running (mean and standard deviation);
-3. pick the point whose optimistic estimate (``mean - exploration * std`` in minimised units) adds the most
-   hypervolume to the measured front, weighted by its predicted probability of meeting every constraint;
+3. pick the point whose estimate (``mean - exploration * std`` in minimised units, optimistic when
+   ``exploration`` > 0) adds the most hypervolume to the measured front, weighted by its predicted
+   probability of meeting every constraint;
    when no point would add any, pick the one closest to the front (smallest additive epsilon).
 
 Running trials count as taken and enter the front with their predicted mean (a "kriging believer"), so
@@ -218,7 +219,9 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     seeded from ``seed``); ``search_space`` names the pool's distributions (default: inferred from the
     completed trials, so the first trials are sampled independently). The first ``n_startup_trials``
     completed trials are random unseen pool points; surrogates are refitted every ``batch_size`` completed
-    trials; ``exploration`` weighs the predicted standard deviation in the optimistic estimate.
+    trials; ``exploration`` weighs the predicted standard deviation in the optimistic estimate (default 0,
+    greedy on the mean: on NAS-Bench-201 at 300 look-ups it reached a median 0.978 of the true hypervolume
+    against 0.973 at 0.5 and less at 1 and 2; the bootstrap ensembles already vary from refit to refit).
     """
 
     def __init__(
@@ -229,7 +232,7 @@ class GuidedSampler(optuna.samplers.BaseSampler):
         search_space: Mapping[str, BaseDistribution] | None = None,
         n_startup_trials: int = 10,
         batch_size: int = 10,
-        exploration: float = 0.5,
+        exploration: float = 0.0,
         n_members: int = 3,
         n_estimators: int = 40,
         max_depth: int = 4,

@@ -43,7 +43,7 @@ def two_objectives(trial: optuna.Trial) -> tuple[float, float]:
 
 
 def sampler(seed: int = 0, **kwargs: object) -> GuidedSampler:
-    options = {"n_startup_trials": 8, "batch_size": 2, "n_estimators": 10, "n_members": 3, **kwargs}
+    options = {"n_startup_trials": 8, "batch_size": 2, "n_estimators": 10, "n_members": 3, "exploration": 0.5, **kwargs}
     return GuidedSampler(pool=grid_pool, search_space=SPACE, seed=seed, **options)  # type: ignore[arg-type]
 
 
