@@ -11,6 +11,7 @@ and the study records the experiment, so a front can be rebuilt from the storage
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,7 @@ def open_storage(target: str | Path) -> BaseStorage:
     """
     text = str(target)
     if is_url(text):
-        try:
-            return RDBStorage(text, engine_kwargs={"pool_pre_ping": True})
-        except ImportError as exc:
-            raise CodesignError(f"storage {text!r}: database driver missing ({exc}); install codesign[postgres]") from None
-        except Exception as exc:  # sqlalchemy raises many types for a bad URL or an unreachable server
-            raise CodesignError(f"storage {_redact(text)!r}: cannot connect: {str(exc).splitlines()[0]}") from None
+        return _database(text)
     path = Path(text)
     if path.suffix != ".journal":
         path.mkdir(parents=True, exist_ok=True)
@@ -61,6 +57,21 @@ def open_storage(target: str | Path) -> BaseStorage:
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _database(url: str, attempts: int = 5) -> RDBStorage:
+    """An RDB storage, retried: workers starting together on an empty database race to create Optuna's
+    tables, and all but one fail once before finding them."""
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except ImportError as exc:
+            raise CodesignError(f"storage {_redact(url)!r}: database driver missing ({exc}); install codesign[postgres]") from None
+        except Exception as exc:  # sqlalchemy raises many types for a bad URL or an unreachable server
+            if attempt == attempts - 1:
+                raise CodesignError(f"storage {_redact(url)!r}: cannot connect: {str(exc).splitlines()[0]}") from None
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def open_existing_storage(target: str | Path) -> BaseStorage:
@@ -80,8 +91,9 @@ def _redact(url: str) -> str:
         return url
     scheme, rest = url.split("://", 1)
     creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    if ":" not in creds:
+        return url
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
 
 
 def study_names(storage: BaseStorage) -> list[str]:
