@@ -73,19 +73,8 @@ def test_registry_presets_and_overrides():
         make_space("mbconv_digits", widths=[1])
 
 
-NB201_TABLE = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "data"
-    / "nasbench201"
-    / "nb201_accuracy_latency.csv.gz"
-)
-
-
-@pytest.mark.skipif(not NB201_TABLE.is_file(), reason=f"NAS-Bench-201 table not found at {NB201_TABLE}")
-def test_nb201_is_registered_lazily_and_loads_its_table_by_path():
+def test_nb201_is_registered_lazily_and_loads_its_table_by_path(nb201_table: Path) -> None:
     assert "nb201" in space_names()
-    space = make_space("nb201", table=str(NB201_TABLE))
+    space = make_space("nb201", table=str(nb201_table))
     assert space.name == "nb201" and space.table is not None
     assert make_space("nb201").table is None

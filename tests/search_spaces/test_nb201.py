@@ -14,23 +14,13 @@ from search_spaces.base import ArchitectureSpace
 from search_spaces.nb201 import OPS, NB201Arch, NB201Space, NB201Table, live_edges, parse_arch_str
 from simulators.overlay import OverlayModel
 
-DATA = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "data"
-    / "nasbench201"
-    / "nb201_accuracy_latency.csv.gz"
-)
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
 
 @pytest.fixture(scope="module")
-def table() -> NB201Table:
-    if not DATA.is_file():
-        pytest.skip(f"NAS-Bench-201 table not present at {DATA}")
-    return NB201Table.load(DATA)
+def table(nb201_table: Path) -> NB201Table:
+    return NB201Table.load(nb201_table)
 
 
 def test_space_implements_contract_and_round_trips() -> None:
