@@ -18,7 +18,9 @@ Figures (medians of ``--repeats`` runs where timed; times are CPU seconds of thi
   each operation ranks the cells with Spearman 0.9996 when dead operations are counted and 0.896 when
   they are not), so the cells are mapped with ``NB201Space(prune=False)``; the figures with dead
   operations dropped end in ``_pruned``. ``nb201_fpga_spearman_grid_{min,median}`` show how much
-  the figure depends on the fixed accelerator (a grid of 16 arrays).
+  the figure depends on the fixed accelerator (a grid of 16 arrays), and
+  ``nb201_fpga_spearman_blind.<device>`` uses an accelerator chosen without the table (the
+  latency-optimal design for the largest cell on that device).
 
 Usage: ``python experiments/benchmarks/simulator.py [--json] [--data ../shared/data] [--repeats 5]``
 """
@@ -46,6 +48,10 @@ FIXED_NB201: dict[str, Any] = {
     "params": {"tm": 16, "tn": 4, "tr": 16, "tc": 16},
 }
 """The fixed accelerator the NAS-Bench-201 cells are simulated on: a small 16 x 4 array on the Ultra96."""
+ALL_CONV_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+TABLE_BLIND_DEVICES = ("xc7z020", "xczu3eg", "xczu9eg")
+"""Devices on which ``nb201_fpga_spearman_blind.<device>`` simulates every cell on the accelerator chosen
+without looking at the table (the latency-optimal one for the largest cell)."""
 
 
 def median_wall_s(fn: Callable[[], object], repeats: int) -> float:
@@ -142,6 +148,12 @@ def nb201_figures(data: Path) -> dict[str, float]:
             rhos = [float(spearmanr(batch[:, j], measured)[0]) for j in range(len(grid))]
             out["nb201_fpga_spearman_grid_min"] = min(rhos)
             out["nb201_fpga_spearman_grid_median"] = statistics.median(rhos)
+            # chosen without the table: HAO's latency-optimal design for the largest (all 3x3 conv) cell
+            largest = space.network(space.from_id(ALL_CONV_CELL))
+            for device in TABLE_BLIND_DEVICES:
+                design, _ = model.best_accelerator(largest, device)
+                blind = [model.evaluate(n, design).latency_ms for n in nets]
+                out[f"nb201_fpga_spearman_blind.{device}"] = float(spearmanr(blind, measured)[0])
     out["nb201_cells"] = float(len(table))
     return out
 
