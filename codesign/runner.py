@@ -124,7 +124,7 @@ def run_experiment(
     )
     front = front_of(config, study)
     report = None
-    if verify and not outcome.interrupted and outcome.completed >= target:
+    if verify and not outcome.interrupted:  # the trial budget, or the time budget, was used up
         # the next rank too, so that a pair that drops off the front on test data can be replaced
         pool = front_of(config, study, max_rank=VERIFY_RANKS - 1)
         report = verify_front(problem, study, pool, threads=config.accuracy.threads)
