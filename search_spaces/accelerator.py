@@ -25,7 +25,7 @@ from simulators.common import LayerArrays
 from simulators.devices import Device
 
 if TYPE_CHECKING:
-    from simulators.dataflow import DataflowModel
+    from simulators.dataflow import FoldedModel
     from simulators.overlay import OverlayModel
 
 TM_CHOICES = (4, 8, 16, 24, 32, 48, 64, 96, 128)
@@ -144,12 +144,14 @@ def _divisors(n: int, limit: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class DataflowSpace:
-    """Per-layer folding choices of the dataflow template on one device: for each layer every
-    ``(pe, simd)`` with ``pe`` dividing MH (at most ``max_pe``) and ``simd`` dividing MW (at most
-    ``max_simd``); a configuration picks one pair per layer."""
+    """Per-layer folding choices of a template with one engine per layer (``dataflow``, ``pipeline``) on one
+    device: for each layer every ``(pe, simd)`` with ``pe`` dividing MH (at most ``max_pe``) and ``simd``
+    dividing MW (at most ``max_simd``); a configuration picks one pair per layer."""
 
     device: str
     clocks_mhz: tuple[float, ...]
+    template: str = "dataflow"
+    """The template the configurations are for (both read the same ``pe``/``simd`` parameters)."""
     max_pe: int = 64
     max_simd: int = 64
     max_configs: int = 200_000
@@ -169,8 +171,12 @@ class DataflowSpace:
             raise CodesignError(f"dataflow space: clocks_mhz must be positive, got {self.clocks_mhz!r}")
 
     @classmethod
-    def for_device(cls, device: Device, clock_mhz: float | None = None) -> DataflowSpace:
-        return cls(device=device.name, clocks_mhz=(float(clock_mhz or device.default_clock_mhz),))
+    def for_device(
+        cls, device: Device, clock_mhz: float | None = None, template: str = "dataflow"
+    ) -> DataflowSpace:
+        return cls(
+            device=device.name, clocks_mhz=(float(clock_mhz or device.default_clock_mhz),), template=template
+        )
 
     def layer_choices(self, network: Network) -> tuple[tuple[tuple[int, int], ...], ...]:
         """For each layer, its allowed ``(pe, simd)`` pairs (pe-major order)."""
@@ -195,7 +201,7 @@ class DataflowSpace:
                 f"dataflow space: {total} configurations for {network.name!r} exceed max_configs={self.max_configs}"
             )
         return tuple(
-            _folding_config(self.device, clock, combo)
+            _folding_config(self.template, self.device, clock, combo)
             for clock in self.clocks_mhz
             for combo in itertools.product(*self.layer_choices(network))
         )
@@ -203,24 +209,28 @@ class DataflowSpace:
     def sample(self, network: Network, rng: np.random.Generator) -> AcceleratorConfig:
         clock = self.clocks_mhz[int(rng.integers(len(self.clocks_mhz)))]
         combo = [choices[int(rng.integers(len(choices)))] for choices in self.layer_choices(network)]
-        return _folding_config(self.device, clock, combo)
+        return _folding_config(self.template, self.device, clock, combo)
 
 
-def _folding_config(device: str, clock: float, combo: Sequence[tuple[int, int]]) -> AcceleratorConfig:
+def _folding_config(
+    template: str, device: str, clock: float, combo: Sequence[tuple[int, int]]
+) -> AcceleratorConfig:
     return AcceleratorConfig.make(
-        "dataflow", device, clock, pe=tuple(p for p, _ in combo), simd=tuple(s for _, s in combo)
+        template, device, clock, pe=tuple(p for p, _ in combo), simd=tuple(s for _, s in combo)
     )
 
 
-def best_dataflow(
-    model: DataflowModel, network: Network, space: DataflowSpace
+def best_folding(
+    model: FoldedModel, network: Network, space: DataflowSpace
 ) -> tuple[AcceleratorConfig, HardwareReport]:
-    """The fastest feasible folding for ``network``: a multiple-choice knapsack over per-layer choices
-    (minimise total cycles subject to every resource budget), solved exactly by
-    :func:`simulators.mckp.solve_mckp`. Exact for the model because latency and resources are sums over
-    layers; ties between clocks go to the first."""
-    from simulators.dataflow import dataflow_arrays
+    """The fastest feasible folding for ``network`` on a template with one engine per layer: a
+    multiple-choice knapsack over per-layer choices (minimise total cycles subject to every resource
+    budget), solved exactly by :func:`simulators.mckp.solve_mckp`. Exact for the model because latency and
+    resources are sums over layers; ties between clocks go to the first."""
     from simulators.mckp import solve_mckp
+
+    if space.template != model.name:
+        raise CodesignError(f"a {space.template!r} space cannot configure the {model.name!r} template")
 
     device = model.catalog.get(space.device)
     layers = LayerArrays.of(network)
@@ -236,7 +246,7 @@ def best_dataflow(
         if clock > device.max_clock_mhz:
             reasons.append(f"clock_mhz {clock:g} exceeds the device limit {device.max_clock_mhz:g}")
             continue
-        result = dataflow_arrays(layers, pe, simd, np.full(width, clock), device, model.energy)
+        result = model.folding_arrays(layers, pe, simd, np.full(width, clock), device)
         costs = np.stack([result.layer_resources[n] for n in RESOURCE_NAMES], axis=-1)
         need = {n: int(result.layer_resources[n].min(axis=1).sum()) for n in RESOURCE_NAMES}
         over = [n for n in RESOURCE_NAMES if need[n] > budget[n]]
@@ -259,9 +269,13 @@ def best_dataflow(
             continue
         combo = [choices[i][j] for i, j in enumerate(picked)]
         latency = float(sum(int(result.cycles[i, j]) for i, j in enumerate(picked))) / (clock * 1e3)
-        config = _folding_config(device.name, clock, combo)
+        config = _folding_config(space.template, device.name, clock, combo)
         if best is None or latency < best[0]:
             best = (latency, config)
     if best is None:
-        raise InfeasibleError(f"no dataflow configuration fits {device.name}: {'; '.join(reasons)}")
+        raise InfeasibleError(f"no {model.name} configuration fits {device.name}: {'; '.join(reasons)}")
     return best[1], model.evaluate(network, best[1])
+
+
+best_dataflow = best_folding
+"""The latency-optimal dataflow folding (the same routine serves every template with one engine per layer)."""

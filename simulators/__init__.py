@@ -1,9 +1,10 @@
-"""FPGA hardware models: the device catalog, the overlay and dataflow templates, the model registry,
+"""FPGA hardware models: the device catalog, the overlay, dataflow and pipeline templates, the model registry,
 per-layer cost tables and the conformance suite every model runs (``simulators.testing``)."""
 
 from simulators.dataflow import DataflowModel
 from simulators.devices import Device, DeviceCatalog, load_device_file
 from simulators.overlay import OverlayModel
+from simulators.pipeline import PipelineModel
 from simulators.registry import hardware_model_names, make_hardware_model
 from simulators.tables import layer_latency_table, layer_resource_table
 
@@ -12,6 +13,7 @@ __all__ = [
     "Device",
     "DeviceCatalog",
     "OverlayModel",
+    "PipelineModel",
     "hardware_model_names",
     "layer_latency_table",
     "layer_resource_table",

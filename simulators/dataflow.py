@@ -70,23 +70,28 @@ class Folding:
         return cls(mh=layers.cout, mw=mw, pixels=layers.out_h * layers.out_w)
 
 
-def dataflow_arrays(
+def engine_resources(
     layers: LayerArrays,
     pe: np.ndarray,
     simd: np.ndarray,
-    clock_mhz: np.ndarray,
     device: Device,
-    energy: EnergyTable,
-) -> BatchResult:
-    """The dataflow cost of every layer on every configuration; ``pe``/``simd`` are (L, N), clock (N,)."""
-    fold = Folding.of(layers)
-    if (fold.mh % pe).any() or (fold.mw % simd).any():
-        raise CodesignError("dataflow: every pe must divide its layer's MH and every simd its MW")
-    cycles = (fold.mh // pe) * (fold.mw // simd) * fold.pixels
-    weighted, is_pool, is_add = layers.weighted, layers.is_pool, layers.is_add
+    *,
+    weight_depth: np.ndarray,
+    weight_copies: int,
+    skip_depth: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Per-layer resources (L, N) of PE x SIMD engines, one per layer (shared by the dataflow and pipeline
+    templates).
+
+    Multipliers: ``ceil(PE*SIMD / packing(bits))`` DSPs, or FINN-R LUT multipliers and adder trees at <= 3
+    bits; pooling and add engines are LUT adders. Memories: ``weight_copies`` weight memories of
+    ``weight_depth`` words of ``PE*SIMD*W`` bits, a K-row sliding-window line buffer for K > 1 convolutions and
+    pooling, and a skip buffer of ``skip_depth`` words of ``PE*A`` bits for a residual add; 300 LUTs of
+    control per engine and per line buffer (FINN-R).
+    """
+    weighted, is_pool = layers.weighted, layers.is_pool
     w, a = layers.wbits, layers.abits
     lanes = pe * simd
-
     widest = np.maximum(w, a)
     lut_mult = widest <= LUT_MULT_MAX_BITS
     dsp = np.where(
@@ -100,45 +105,76 @@ def dataflow_arrays(
     op_lut = np.where(is_pool, lanes * a * 2, pe * a)
     lut = np.where(weighted, mult_lut, op_lut) + UNIT_LUT_OVERHEAD
 
-    weight_bram, weight_lut = memory_cost(np.where(weighted, fold.mw * fold.mh // lanes, 0), lanes * w)
+    weight_bram, weight_lut = memory_cost(weight_depth, lanes * w)
     window = (layers.kernel > 1) & (weighted | is_pool)
     par = np.where(is_pool, pe, np.gcd(simd, layers.cin))
     line_bram, line_lut = memory_cost(
         np.where(window, layers.kernel * layers.in_w * layers.cin // par, 0), par * a
     )
-    skip_bram, skip_lut = memory_cost(
-        np.where(is_add, layers.cin * layers.in_h * layers.in_w // pe, 0), pe * a
-    )
-    lut = lut + weight_lut + line_lut + skip_lut + np.where(window, UNIT_LUT_OVERHEAD, 0)
+    skip_bram, skip_lut = memory_cost(skip_depth, pe * a)
+    lut = lut + weight_copies * weight_lut + line_lut + skip_lut + np.where(window, UNIT_LUT_OVERHEAD, 0)
     ff = np.where(weighted, lanes * (w + a) + pe * ACC_BITS, lanes * a) + UNIT_LUT_OVERHEAD
-    layer_res = {
+    return {
         "lut": lut.astype(np.int64),
         "ff": ff.astype(np.int64),
-        "bram18": (weight_bram + line_bram + skip_bram).astype(np.int64),
-        "uram": np.zeros_like(cycles),
+        "bram18": (weight_copies * weight_bram + line_bram + skip_bram).astype(np.int64),
+        "uram": np.zeros(lanes.shape, dtype=np.int64),
         "dsp": dsp.astype(np.int64),
     }
-    shell = device.ddr_overhead
-    totals = {n: layer_res[n].sum(axis=0) + getattr(shell, n) for n in RESOURCE_NAMES}
 
-    offchip = np.zeros(cycles.shape, dtype=np.float64)
-    offchip[0] += float(layers.cin[0, 0] * layers.in_h[0, 0] * layers.in_w[0, 0] * a[0, 0]) / 8.0
-    offchip[-1] += float(layers.cout[-1, 0] * fold.pixels[-1, 0] * a[-1, 0]) / 8.0
+
+def engine_dynamic_pj(layers: LayerArrays, fold: Folding, energy: EnergyTable) -> np.ndarray:
+    """On-chip dynamic energy (pJ) of every layer, (L, 1): MACs, pooling and add operations, every weight
+    read once per output pixel and the activation streams written and read once."""
+    a = layers.abits
     stream_bytes = (
-        (np.where(is_add, 2, 1) * layers.cin * layers.in_h * layers.in_w + layers.cout * fold.pixels)
+        (np.where(layers.is_add, 2, 1) * layers.cin * layers.in_h * layers.in_w + layers.cout * fold.pixels)
         * a
         / 8.0
     )
-    weight_reads = layers.macs * w / 8.0
     ops = np.where(
-        is_pool, layers.cout * fold.pixels * fold.mw, np.where(is_add, layers.cout * fold.pixels, 0)
+        layers.is_pool,
+        layers.cout * fold.pixels * fold.mw,
+        np.where(layers.is_add, layers.cout * fold.pixels, 0),
     )
-    dynamic = (
-        layers.macs * energy.mac_pj(w, a)
+    return (
+        layers.macs * energy.mac_pj(layers.wbits, a)
         + ops * energy.op_pj(a)
-        + energy.onchip_pj(weight_reads + 2 * stream_bytes)
-        + energy.offchip_pj(offchip)
+        + energy.onchip_pj(layers.macs * layers.wbits / 8.0 + 2 * stream_bytes)
     )
+
+
+def dataflow_arrays(
+    layers: LayerArrays,
+    pe: np.ndarray,
+    simd: np.ndarray,
+    clock_mhz: np.ndarray,
+    device: Device,
+    energy: EnergyTable,
+) -> BatchResult:
+    """The dataflow cost of every layer on every configuration; ``pe``/``simd`` are (L, N), clock (N,)."""
+    fold = Folding.of(layers)
+    if (fold.mh % pe).any() or (fold.mw % simd).any():
+        raise CodesignError("dataflow: every pe must divide its layer's MH and every simd its MW")
+    cycles = (fold.mh // pe) * (fold.mw // simd) * fold.pixels
+    lanes = pe * simd
+    layer_res = engine_resources(
+        layers,
+        pe,
+        simd,
+        device,
+        weight_depth=np.where(layers.weighted, fold.mw * fold.mh // lanes, 0),
+        weight_copies=1,
+        skip_depth=np.where(layers.is_add, layers.cin * layers.in_h * layers.in_w // pe, 0),
+    )
+    shell = device.ddr_overhead
+    totals = {n: layer_res[n].sum(axis=0) + getattr(shell, n) for n in RESOURCE_NAMES}
+
+    a = layers.abits
+    offchip = np.zeros(cycles.shape, dtype=np.float64)
+    offchip[0] += float(layers.cin[0, 0] * layers.in_h[0, 0] * layers.in_w[0, 0] * a[0, 0]) / 8.0
+    offchip[-1] += float(layers.cout[-1, 0] * fold.pixels[-1, 0] * a[-1, 0]) / 8.0
+    dynamic = engine_dynamic_pj(layers, fold, energy) + energy.offchip_pj(offchip)
     return BatchResult(
         cycles=cycles,
         offchip_bytes=offchip,
@@ -155,21 +191,27 @@ def folding_param(config: AcceleratorConfig, name: str, n_layers: int) -> tuple[
     value = config.get(name)
     if not isinstance(value, tuple) or len(value) != n_layers:
         raise CodesignError(
-            f"dataflow: {name} must be a tuple with one entry per layer ({n_layers}), got {value!r}"
+            f"{config.template}: {name} must be a tuple with one entry per layer ({n_layers}), got {value!r}"
         )
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
-        raise CodesignError(f"dataflow: {name} entries must be positive integers, got {value!r}")
+        raise CodesignError(f"{config.template}: {name} entries must be positive integers, got {value!r}")
     return value
 
 
-class DataflowModel(TemplateModel):
-    """FINN-style dataflow accelerator model (template name ``"dataflow"``); options as
-    :class:`simulators.common.TemplateModel`."""
+class FoldedModel(TemplateModel):
+    """The shell of templates with one PE x SIMD engine per layer (parameters ``pe`` and ``simd``, one per
+    layer): parameter parsing and checks, and the exact latency-optimal folding. A subclass implements
+    :meth:`folding_arrays`."""
 
-    name = "dataflow"
     param_names = DATAFLOW_PARAMS
     resource_combine = "sum"
     """How per-layer resource tables combine into a design: one engine per layer, so they add up."""
+
+    def folding_arrays(
+        self, layers: LayerArrays, pe: np.ndarray, simd: np.ndarray, clock_mhz: np.ndarray, device: Device
+    ) -> BatchResult:
+        """The cost of every layer for every folding: ``pe``/``simd`` are (L, N), ``clock_mhz`` (N,)."""
+        raise NotImplementedError
 
     def _compute(
         self, layers: LayerArrays, configs: Sequence[AcceleratorConfig], device: Device
@@ -182,17 +224,29 @@ class DataflowModel(TemplateModel):
         if bad.size:
             i, j = (int(v) for v in bad[0])
             raise CodesignError(
-                f"dataflow: layer {layers.names[i]!r} needs pe dividing MH={int(fold.mh[i, 0])} and simd dividing "
-                f"MW={int(fold.mw[i, 0])}, got pe={int(pe[i, j])}, simd={int(simd[i, j])}"
+                f"{self.name}: layer {layers.names[i]!r} needs pe dividing MH={int(fold.mh[i, 0])} and simd "
+                f"dividing MW={int(fold.mw[i, 0])}, got pe={int(pe[i, j])}, simd={int(simd[i, j])}"
             )
         clock = np.asarray([c.clock_mhz for c in configs], dtype=np.float64)
-        return dataflow_arrays(layers, pe, simd, clock, device, self.energy)
+        return self.folding_arrays(layers, pe, simd, clock, device)
 
     def best_accelerator(
         self, network: Network, device: str, clock_mhz: float | None = None
     ) -> tuple[AcceleratorConfig, HardwareReport]:
         """The latency-optimal feasible folding (exact, by a multiple-choice integer program)."""
-        from search_spaces.accelerator import DataflowSpace, best_dataflow
+        from search_spaces.accelerator import DataflowSpace, best_folding
 
-        space = DataflowSpace.for_device(self.catalog.get(device), clock_mhz=clock_mhz)
-        return best_dataflow(self, network, space)
+        space = DataflowSpace.for_device(self.catalog.get(device), clock_mhz=clock_mhz, template=self.name)
+        return best_folding(self, network, space)
+
+
+class DataflowModel(FoldedModel):
+    """FINN-style dataflow accelerator model (template name ``"dataflow"``); options as
+    :class:`simulators.common.TemplateModel`."""
+
+    name = "dataflow"
+
+    def folding_arrays(
+        self, layers: LayerArrays, pe: np.ndarray, simd: np.ndarray, clock_mhz: np.ndarray, device: Device
+    ) -> BatchResult:
+        return dataflow_arrays(layers, pe, simd, clock_mhz, device, self.energy)

@@ -37,24 +37,22 @@ def pareto_choices(cycles: np.ndarray, costs: np.ndarray) -> np.ndarray:
 
 
 def _dp_single(cycles: Sequence[np.ndarray], cost: Sequence[np.ndarray], capacity: int) -> list[int] | None:
-    """Exact minimum of summed cycles with one budget, by DP over ``0..capacity``; None when infeasible."""
+    """Exact minimum of summed cycles with one budget, by DP over ``0..capacity``; None when infeasible.
+
+    One layer is one vectorized step over (choices, capacity); ties go to the first choice."""
     inf = np.iinfo(np.int64).max // 4
     best = np.zeros(capacity + 1, dtype=np.int64)  # best[d]: min cycles of layers so far using <= d
+    budgets = np.arange(capacity + 1)
     picks = []
     for c, r in zip(cycles, cost, strict=True):
-        new = np.full(capacity + 1, inf, dtype=np.int64)
-        pick = np.full(capacity + 1, -1, dtype=np.int64)
-        for j in range(len(c)):
-            need = int(r[j])
-            if need > capacity:
-                continue
-            candidate = np.full(capacity + 1, inf, dtype=np.int64)
-            candidate[need:] = np.minimum(best[: capacity + 1 - need] + int(c[j]), inf)
-            better = candidate < new
-            new[better] = candidate[better]
-            pick[better] = j
-        best = new
-        picks.append(pick)
+        need = np.asarray(r, dtype=np.int64)[:, None]
+        rest = budgets[None, :] - need  # (choices, capacity + 1): budget left for the earlier layers
+        candidate = np.where(
+            rest >= 0, np.minimum(best[np.maximum(rest, 0)] + np.asarray(c, dtype=np.int64)[:, None], inf), inf
+        )
+        pick = np.argmin(candidate, axis=0)
+        best = candidate[pick, budgets]
+        picks.append(np.where(best >= inf, -1, pick))
     if best[capacity] >= inf:
         return None
     chosen: list[int] = []

@@ -19,7 +19,11 @@ from codesign.errors import CodesignError
 from simulators.base import HardwareModel
 
 GROUP = "codesign.hardware_models"
-_BUILTIN = {"overlay": "simulators.overlay:OverlayModel", "dataflow": "simulators.dataflow:DataflowModel"}
+_BUILTIN = {
+    "overlay": "simulators.overlay:OverlayModel",
+    "dataflow": "simulators.dataflow:DataflowModel",
+    "pipeline": "simulators.pipeline:PipelineModel",
+}
 
 
 def _targets() -> dict[str, str]:

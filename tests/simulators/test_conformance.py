@@ -1,4 +1,4 @@
-"""The shipped conformance suite, run on both built-in templates."""
+"""The shipped conformance suite, run on the built-in templates."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from codesign.values import AcceleratorConfig, HardwareReport, Network
 from search_spaces.accelerator import DataflowSpace
 from simulators.dataflow import DataflowModel
 from simulators.overlay import OverlayModel
+from simulators.pipeline import PipelineModel
 from simulators.testing import HardwareModelConformance, conformance_network
 
 
@@ -26,6 +27,8 @@ class TestOverlayConformance(HardwareModelConformance):
 
 
 class TestDataflowConformance(HardwareModelConformance):
+    template = "dataflow"
+
     @pytest.fixture
     def model(self) -> DataflowModel:
         return DataflowModel()
@@ -37,13 +40,21 @@ class TestDataflowConformance(HardwareModelConformance):
         ).layer_choices(network)
         pe = tuple(max(p for p, _ in c) for c in choices)
         simd = tuple(max(s for _, s in c) for c in choices)
-        return AcceleratorConfig.make("dataflow", device, 200, pe=pe, simd=simd)
+        return AcceleratorConfig.make(self.template, device, 200, pe=pe, simd=simd)
 
     def make_accelerator(self, network: Network, device: str) -> AcceleratorConfig:
         return self._uniform(network, device, 4)
 
     def make_oversized_accelerator(self, network: Network, device: str) -> AcceleratorConfig:
         return self._uniform(network, device, 64)
+
+
+class TestPipelineConformance(TestDataflowConformance):
+    template = "pipeline"
+
+    @pytest.fixture
+    def model(self) -> PipelineModel:  # type: ignore[override]
+        return PipelineModel()
 
 
 class _CountingModel(OverlayModel):

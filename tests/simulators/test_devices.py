@@ -28,15 +28,18 @@ def write(tmp_path: Path, text: str, name: str = "dev.yaml") -> Path:
     return path
 
 
-def test_builtin_catalog_has_the_five_devices_with_design_totals() -> None:
+def test_builtin_catalog_has_the_six_devices_with_design_totals() -> None:
     catalog = DeviceCatalog.load()
-    assert catalog.names() == ("u250", "xc7z020", "xczu3eg", "xczu7ev", "xczu9eg")
+    assert catalog.names() == ("u250", "xc7z020", "xc7z045", "xczu3eg", "xczu7ev", "xczu9eg")
     zu3 = catalog.get("xczu3eg")
     assert zu3.resources == Resources(lut=70560, ff=141120, bram18=432, uram=0, dsp=360)
     assert zu3.usable == Resources(lut=49392, ff=70560, bram18=345, uram=0, dsp=288)
     assert catalog.get("u250").ddr_overhead == Resources(lut=33000, ff=45000, bram18=199, uram=0, dsp=3)
     assert catalog.get("xczu7ev").resources.uram == 96
     assert zu3.to_dict()["usable"]["dsp"] == 288
+    z45 = catalog.get("xc7z045")
+    assert z45.resources == Resources(lut=218600, ff=437200, bram18=1090, uram=0, dsp=900)
+    assert z45.dsp_kind == "dsp48e1" and z45.usable.dsp == 720
 
 
 def test_unknown_device_lists_known_names() -> None:
