@@ -15,14 +15,10 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from codesign import pareto
+from codesign.acquisition import best_improvement, epsilon_gap, expected_improvement, hypervolume_improvement
 from codesign.errors import CodesignError, ConfigError
-from codesign.guided import (
-    GuidedSampler,
-    best_improvement,
-    epsilon_gap,
-    guided_sampler_for,
-    hypervolume_improvement,
-)
+from codesign.guided import GuidedSampler, cell_search_features, guided_sampler_for
+from codesign.predictors.cells import Cell, cell_features
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 TABLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nasbench201" / "nb201_accuracy_latency.csv.gz"
@@ -43,7 +39,7 @@ def two_objectives(trial: optuna.Trial) -> tuple[float, float]:
 
 
 def sampler(seed: int = 0, **kwargs: object) -> GuidedSampler:
-    options = {"n_startup_trials": 8, "batch_size": 2, "n_estimators": 10, "n_members": 3, "exploration": 0.5, **kwargs}
+    options = {"n_startup_trials": 8, "batch_size": 2, "n_estimators": 10, "n_members": 3, **kwargs}
     return GuidedSampler(pool=grid_pool, search_space=SPACE, seed=seed, **options)  # type: ignore[arg-type]
 
 
@@ -84,6 +80,44 @@ def test_shortlisted_gains_are_exact_and_keep_the_best_in_three_dimensions() -> 
     assert int(np.argmax(short)) == int(np.argmax(exact))
 
 
+def test_expected_improvement_is_the_mean_gain_over_draws() -> None:
+    rng = np.random.default_rng(5)
+    front = np.array([[0.2, 0.8], [0.5, 0.5], [0.8, 0.2]])
+    reference = np.array([1.0, 1.0])
+    weights = np.array([1.0, 0.5, 1.0, 1.0])
+    draws = rng.random((6, 4, 2))
+    expected = np.mean([hypervolume_improvement(d, front, reference) * weights for d in draws], axis=0)
+    np.testing.assert_allclose(expected_improvement(draws, front, reference, weights), expected, atol=1e-12)
+    # a point certain to be dominated gains nothing; spread around the front it gains in expectation
+    certain = np.tile(np.array([[0.6, 0.6]]), (6, 1, 1))
+    assert expected_improvement(certain, front, reference, np.ones(1))[0] == 0.0
+    spread = np.array([[[0.6, 0.6]], [[0.3, 0.3]]])
+    assert expected_improvement(spread, front, reference, np.ones(1))[0] == pytest.approx(0.5 * 0.16)  # 0.49 of box less 0.33 covered
+
+
+def test_reference_point_reaches_the_predicted_extremes() -> None:
+    front = np.array([[0.0, 1.0], [1.0, 0.0]])
+    scale = np.array([1.0, 2.0])
+    # a predicted point that would extend the front (more accurate, slower) moves the reference out to it
+    reference = GuidedSampler._reference(front, np.array([[-0.5, 3.0], [2.0, 2.0], [np.nan, 0.0]]), scale)
+    np.testing.assert_allclose(reference, [1.1, 3.2])
+    # dominated predictions do not
+    np.testing.assert_allclose(GuidedSampler._reference(front, np.array([[2.0, 2.0]]), scale), [1.1, 1.2])
+
+
+def test_cell_search_features_ignore_dead_operations_beyond_their_counts() -> None:
+    # node 2 is never used: the op on edge 0->2 and on 1->2 is dead, so both cells compute the same function
+    a = "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+    b = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+    fa, fb = cell_search_features(a), cell_search_features(b)
+    n_cell = cell_features([a]).shape[1]
+    assert not np.array_equal(fa[:n_cell], fb[:n_cell])  # the op counts (latency) differ
+    np.testing.assert_array_equal(fa[n_cell:], fb[n_cell:])  # live edges and paths agree
+    assert fa[-84:].sum() == len(Cell.parse(a).paths()) == 2  # skip; conv3 -> conv3
+    c = "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    assert cell_search_features(c)[-84:].sum() == 4  # node 2 now feeds the output: two more paths
+
+
 def test_epsilon_gap_is_the_shift_that_removes_domination() -> None:
     front = np.array([[0.0, 1.0], [1.0, 0.0]])
     points = np.array([[0.5, 0.5], [1.5, 1.2], [2.0, 0.5]])
@@ -116,10 +150,11 @@ def test_exhausted_pool_still_proposes_every_point_once() -> None:
     assert len(set(params[:9])) == 9  # all nine, each once, before any repeat
 
 
-def test_same_seed_same_run_and_other_seed_other_run() -> None:
+@pytest.mark.parametrize("samples", [0, 4])
+def test_same_seed_same_run_and_other_seed_other_run(samples: int) -> None:
     runs = []
     for seed in (3, 3, 4):
-        study = study_of(sampler(seed))
+        study = study_of(sampler(seed, samples=samples))
         study.optimize(two_objectives, n_trials=24)
         runs.append(keys(study))
     assert runs[0] == runs[1]
@@ -149,14 +184,15 @@ def test_running_trials_are_taken() -> None:
     assert not set(proposed) & set(keys(study)[:10])
 
 
-def test_guided_search_beats_random_on_a_synthetic_trade_off() -> None:
+@pytest.mark.parametrize("options", [{}, {"samples": 8}, {"warp": False}])
+def test_guided_search_beats_random_on_a_synthetic_trade_off(options: dict[str, object]) -> None:
     def hv(study: optuna.Study) -> float:
         losses = np.asarray([t.values for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))])
         return pareto.hypervolume(losses[pareto.pareto_mask(losses)], [11.0, 12.0])
 
     guided, random = [], []
     for seed in range(3):
-        g = study_of(sampler(seed))
+        g = study_of(sampler(seed, **options))
         g.optimize(two_objectives, n_trials=30)
         r = study_of(optuna.samplers.RandomSampler(seed=seed))
         r.optimize(two_objectives, n_trials=30)
@@ -183,8 +219,8 @@ def test_constraints_steer_proposals_to_the_feasible_region() -> None:
 def test_bad_settings_are_named() -> None:
     with pytest.raises(CodesignError, match="batch_size"):
         GuidedSampler(pool=grid_pool, batch_size=0)
-    with pytest.raises(CodesignError, match="exploration"):
-        GuidedSampler(pool=grid_pool, exploration=float("nan"))
+    with pytest.raises(CodesignError, match="samples must be an integer >= 0, got -1"):
+        GuidedSampler(pool=grid_pool, samples=-1)
 
 
 def test_factory_rejects_unknown_options() -> None:

@@ -25,7 +25,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 TABLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nasbench201" / "nb201_accuracy_latency.csv.gz"
 pytestmark = pytest.mark.skipif(not TABLE.is_file(), reason="NAS-Bench-201 table not present beside the checkout")
 EVALS = 100
-FAST = {"n_estimators": 0, "batch_size": 5, "exploration": 0.5}
+FAST = {"n_estimators": 0, "batch_size": 5}
 
 
 def config(strategy: str, seed: int) -> ExperimentConfig:
