@@ -5,6 +5,8 @@
 - :class:`DataflowSpace`: per-layer ``pe``/``simd`` folding choices of the dataflow template (divisors of
   each layer's matrix height/width); the optimum is a multiple-choice integer program (see
   :func:`best_dataflow`), since the product of per-layer choices is far too large to enumerate.
+- :func:`refold`: another network on the engines of a one-engine-per-layer design (each layer within the
+  lanes of the engine in its slot).
 
 Ties in latency go to the first configuration in the space's enumeration order, so results are
 deterministic.
@@ -13,7 +15,7 @@ deterministic.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -279,3 +281,48 @@ def best_folding(
 
 best_dataflow = best_folding
 """The latency-optimal dataflow folding (the same routine serves every template with one engine per layer)."""
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+def refold(
+    design: AcceleratorConfig,
+    source: Network,
+    target: Network,
+    slot: Callable[[str], str] | None = None,
+) -> AcceleratorConfig:
+    """``target`` on the engines of ``design``, a folding (``pe``/``simd`` per layer, template ``dataflow``
+    or ``pipeline``) made for ``source``: how a network runs on the per-engine parallelism chosen for another.
+
+    Every layer of ``target`` runs on the engine of the ``source`` layer in the same slot (``slot(name)``,
+    by default the layer name itself), folded onto at most that engine's lanes: ``pe`` is the largest divisor
+    of the layer's matrix height MH not above the engine's ``pe``, ``simd`` the largest divisor of its width MW
+    not above the engine's ``simd`` (MH and MW as in :mod:`simulators.dataflow`). So a network that differs
+    from ``source`` only in which operation fills a slot keeps ``source``'s split of the lanes among the
+    engines; whether the result fits the device is for the model's report to say. Raises CodesignError
+    naming a ``target`` layer whose slot has no engine, or a slot that two ``source`` layers share.
+    """
+    from simulators.dataflow import Folding, folding_param
+
+    key = slot if slot is not None else (lambda name: name)
+    pe = folding_param(design, "pe", len(source.layers))
+    simd = folding_param(design, "simd", len(source.layers))
+    engines: dict[str, tuple[int, int]] = {}
+    for layer, p, s in zip(source.layers, pe, simd, strict=True):
+        name = key(layer.name)
+        if name in engines:
+            raise CodesignError(f"refold: slot {name!r} holds more than one layer of {source.name!r}")
+        engines[name] = (p, s)
+    fold = Folding.of(LayerArrays.of(target))
+    combo = []
+    for layer, mh, mw in zip(target.layers, fold.mh[:, 0].tolist(), fold.mw[:, 0].tolist(), strict=True):
+        engine = engines.get(key(layer.name))
+        if engine is None:
+            raise CodesignError(
+                f"refold: layer {layer.name!r} of {target.name!r} has no engine in the design for "
+                f"{source.name!r} (slot {key(layer.name)!r})"
+            )
+        combo.append((_largest_divisor(mh, engine[0]), _largest_divisor(mw, engine[1])))
+    return _folding_config(design.template, design.device, design.clock_mhz, combo)

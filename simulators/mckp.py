@@ -48,7 +48,9 @@ def _dp_single(cycles: Sequence[np.ndarray], cost: Sequence[np.ndarray], capacit
         need = np.asarray(r, dtype=np.int64)[:, None]
         rest = budgets[None, :] - need  # (choices, capacity + 1): budget left for the earlier layers
         candidate = np.where(
-            rest >= 0, np.minimum(best[np.maximum(rest, 0)] + np.asarray(c, dtype=np.int64)[:, None], inf), inf
+            rest >= 0,
+            np.minimum(best[np.maximum(rest, 0)] + np.asarray(c, dtype=np.int64)[:, None], inf),
+            inf,
         )
         pick = np.argmin(candidate, axis=0)
         best = candidate[pick, budgets]

@@ -11,7 +11,7 @@ import pytest
 
 from codesign.errors import CodesignError
 from codesign.values import AcceleratorConfig, Layer, Network
-from search_spaces.accelerator import DataflowSpace, best_folding
+from search_spaces.accelerator import DataflowSpace, best_folding, refold
 from simulators.pipeline import PipelineModel
 from tests.search_spaces.test_accelerator import catalog, small_net
 
@@ -116,3 +116,47 @@ def test_best_accelerator_uses_the_device_budget() -> None:
     config, report = MODEL.best_accelerator(small_net(), "xc7z045")
     assert report.feasible and config.device == "xc7z045" and config.clock_mhz == 200.0
     assert report.latency_ms < MODEL.evaluate(small_net(), fold((1,) * 4, (1,) * 4)).latency_ms
+
+
+def slot_of(name: str) -> str:
+    return name.split("_")[0]
+
+
+def refold_source() -> Network:
+    layers = (
+        Layer("e1_conv3", "conv", 16, 24, 8, 8, 3, 1, 1),
+        Layer("n1_add", "add", 24, 24, 8, 8),
+    )
+    return Network("source", layers, (16, 8, 8))
+
+
+def test_refold_keeps_each_slot_within_its_engine_lanes() -> None:
+    source = refold_source()
+    design = fold((12, 24), (36, 1))
+    pointwise = Network(
+        "pw", (Layer("e1_conv1", "conv", 16, 16, 8, 8, 1), Layer("n1_add", "add", 16, 16, 8, 8)), (16, 8, 8)
+    )
+    config = refold(design, source, pointwise, slot=slot_of)
+    # conv1: MH = 16, MW = 16 -> largest divisors of 16 not above pe 12 and simd 36; add: MH = 16 <= 24
+    assert config.get("pe") == (8, 16) and config.get("simd") == (16, 1)
+    assert config.template == "pipeline" and config.device == "xc7z045" and config.clock_mhz == 200.0
+    pool = Network("pool", (Layer("e1_pool", "pool", 16, 16, 8, 8, 3, 1, 1, mode="avg"),), (16, 8, 8))
+    assert refold(design, source, pool, slot=slot_of).get("simd") == (9,)  # MW = 9 taps
+    # the slot's lanes bound the target's: 8 x 16 = 128 one-MAC DSP48E1s against 12 x 36 = 432
+    assert MODEL.evaluate(pointwise, config).dsp == 128 < MODEL.evaluate(source, design).dsp == 432
+
+
+def test_refold_onto_its_own_design_is_the_design() -> None:
+    config, _ = MODEL.best_accelerator(small_net(), "xc7z045")
+    assert refold(config, small_net(), small_net()) == config
+
+
+def test_refold_names_a_layer_without_engine_and_a_shared_slot() -> None:
+    source, design = refold_source(), fold((12, 24), (36, 1))
+    stray = Network("stray", (Layer("e2_conv1", "conv", 16, 16, 8, 8, 1),), (16, 8, 8))
+    with pytest.raises(CodesignError, match="layer 'e2_conv1' of 'stray' has no engine.*slot 'e2'"):
+        refold(design, source, stray, slot=slot_of)
+    with pytest.raises(CodesignError, match="slot 'x' holds more than one layer of 'source'"):
+        refold(design, source, source, slot=lambda name: "x")
+    with pytest.raises(CodesignError, match="pe must be a tuple with one entry per layer"):
+        refold(fold((12,), (36,)), source, source)
