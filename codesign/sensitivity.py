@@ -301,6 +301,29 @@ def perturbation_table(
     )
 
 
+def weight_perturbation(
+    model: nn.Module, weight_bits: Sequence[int], trace_per_param: Sequence[float] | None = None
+) -> float:
+    """HAWQ's summed perturbation ``sum_i t_i * ||Q_{b_i}(W_i) - W_i||^2`` over the weighted layers of
+    ``model`` in registration order, layer ``i`` quantized to ``weight_bits[i]``; ``t_i`` is the layer's
+    Hessian trace per parameter, or ``1 / n_i`` (every trace taken as 1) when ``trace_per_param`` is
+    ``None``."""
+    layers = weighted_layers(model)
+    if len(weight_bits) != len(layers) or (
+        trace_per_param is not None and len(trace_per_param) != len(layers)
+    ):
+        raise CodesignError(
+            f"weight perturbation: the model has {len(layers)} weighted layers; got {len(weight_bits)} "
+            f"bit-widths and {'no' if trace_per_param is None else len(trace_per_param)} traces"
+        )
+    total = 0.0
+    for i, ((_, module), bits) in enumerate(zip(layers, weight_bits, strict=True)):
+        w = _weight(module).detach()
+        scale = 1.0 / w.numel() if trace_per_param is None else float(trace_per_param[i])
+        total += scale * float(((quantize_weight(w, int(bits)) - w) ** 2).sum())
+    return total
+
+
 def sensitivity_table(
     model: nn.Module,
     loss_fn: LossFn,

@@ -23,6 +23,7 @@ from codesign.sensitivity import (
     quantize_weight,
     sensitivity_table,
     single_layer_drops,
+    weight_perturbation,
     weighted_layers,
 )
 
@@ -248,3 +249,25 @@ def test_single_layer_drops_restore_weights() -> None:
             weight.copy_(quantize_weight(weight, 2))
         assert drops[name] == pytest.approx(loss(model) - loss(copy), rel=1e-6)
         assert drops[name] != 0.0
+
+
+def test_summed_weight_perturbation_is_the_table_entries_of_the_chosen_bits() -> None:
+    model = tiny_model(4)
+    x, y = tiny_data(4, 64)
+    traces = hessian_traces(model, nn.functional.cross_entropy, [(x, y)], settings=TraceSettings(max_iter=20))
+    table = perturbation_table(model, traces, (2, 4, 8))
+    choice = (8, 2, 4)
+    expected = sum(row[table.bits.index(b)] for row, b in zip(table.omega, choice, strict=True))
+    per_param = [t.trace_per_param for t in traces]
+    assert weight_perturbation(model, choice, per_param) == pytest.approx(expected, rel=1e-12)
+    # without traces every layer's trace is 1: the mean squared quantization error per layer, summed
+    unit = sum(
+        float(((quantize_weight(m.weight, b) - m.weight.detach()) ** 2).mean())  # type: ignore[arg-type,operator]
+        for (_, m), b in zip(weighted_layers(model), choice, strict=True)
+    )
+    assert weight_perturbation(model, choice) == pytest.approx(unit, rel=1e-6)
+    assert weight_perturbation(model, (2, 2, 2)) > weight_perturbation(model, (8, 8, 8)) > 0
+    with pytest.raises(CodesignError, match="3 weighted layers; got 2 bit-widths"):
+        weight_perturbation(model, (8, 8))
+    with pytest.raises(CodesignError, match="got 3 bit-widths and 1 traces"):
+        weight_perturbation(model, choice, [1.0])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from codesign.errors import CodesignError
 from codesign.quant import quant_layers
+from codesign.sensitivity import TraceSettings, hessian_traces, weighted_layers
 from codesign.supernet import Supernet, SupernetEvaluator, SupernetSchedule, train_supernet
 from codesign.training import TrainSchedule, accuracy
 from search_spaces.registry import make_space
@@ -65,3 +67,43 @@ def test_evaluator_caches_the_supernet_and_measures(space, digits, tmp_path):
 def test_supernet_needs_an_mbconv_space():
     with pytest.raises(CodesignError, match="needs an MBConv space"):
         Supernet(make_space("resnet_digits"))
+
+
+def test_layer_names_point_at_the_modules_each_layer_is_sliced_from(space):
+    supernet = Supernet(space, seed=2)
+    modules = dict(supernet.net.named_modules())
+    rng = np.random.default_rng(1)
+    for arch in [space.largest(), space.smallest(), *(space.sample(rng) for _ in range(6))]:
+        names = supernet.layer_names(arch)
+        layers = weighted_layers(supernet.extract(arch))
+        assert len(names) == len(layers) == space.n_weighted(arch)
+        for name, (_, layer) in zip(names, layers, strict=True):
+            small, big = layer.weight, modules[name].weight
+            lo = (big.shape[-1] - small.shape[-1]) // 2 if small.dim() == 4 else 0
+            piece = big[: small.shape[0], : small.shape[1]]
+            if small.dim() == 4:
+                piece = piece[:, :, lo : lo + small.shape[2], lo : lo + small.shape[3]]
+            assert torch.equal(small, piece), name
+    assert supernet.layer_names(space.largest()) == tuple(n for n, _ in weighted_layers(supernet.net))
+
+
+def test_layer_traces_of_the_largest_subnet_are_cached(space, digits, tmp_path, monkeypatch):
+    schedule = TrainSchedule(batch_size=64)
+    settings = TraceSettings(max_iter=5, tol=0.0)
+    first = SupernetEvaluator.create(space, digits, schedule=schedule, supernet_schedule=TINY, cache=tmp_path)
+    traces = first.layer_traces(images=64, settings=settings)
+    assert tuple(traces) == first.supernet.layer_names(space.largest())
+    model = first.trained_model(space.largest())
+    x, y = digits.train_x[:64], digits.train_y[:64]
+    direct = hessian_traces(model, F.cross_entropy, [(x, y)], settings=settings)
+    assert [traces[t.name] for t in direct] == pytest.approx([t.trace_per_param for t in direct], rel=1e-9)
+    assert sum(traces.values()) > 0
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("traces recomputed despite the cache")
+
+    monkeypatch.setattr("codesign.supernet.hessian_traces", no_recompute)
+    again = SupernetEvaluator.create(space, digits, schedule=schedule, supernet_schedule=TINY, cache=tmp_path)
+    assert again.layer_traces(images=64, settings=settings) == traces
+    with pytest.raises(CodesignError, match="images must be >= 1"):
+        again.layer_traces(images=0)
