@@ -1,5 +1,6 @@
 """Learned predictors: latency (per layer or per network, with the bit-ops baseline beside it), accuracy
-with uncertainty, their features and schemas, metrics, and persistence."""
+with uncertainty (directly, or for quantized candidates as full-precision accuracy minus the drop), their
+features and schemas, metrics, and persistence."""
 
 from codesign.predictors.accuracy import AccuracyFeaturizer, AccuracyPredictor
 from codesign.predictors.evaluation import (
@@ -15,6 +16,7 @@ from codesign.predictors.features import FeatureSchema, LatencyFeaturizer
 from codesign.predictors.latency import AdditiveLatencyModel, BitOpsBaseline, LatencyPredictor
 from codesign.predictors.measurements import MeasurementTable, parse_measurements, read_measurements
 from codesign.predictors.metrics import RegressionMetrics, regression_metrics
+from codesign.predictors.quantized import QuantizedAccuracyPredictor
 
 __all__ = [
     "AccuracyFeaturizer",
@@ -27,6 +29,7 @@ __all__ = [
     "LatencyReport",
     "LatencySamples",
     "MeasurementTable",
+    "QuantizedAccuracyPredictor",
     "RegressionMetrics",
     "evaluate_latency",
     "family_split",

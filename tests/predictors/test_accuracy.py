@@ -39,7 +39,9 @@ def test_seeded_fits_repeat_and_seeds_differ(nb201_split):
 @pytest.mark.parametrize("model", ["xgboost", "mlp"])
 def test_save_load_round_trip(nb201_split, tmp_path, model):
     X_tr, y_tr, X_te, _ = nb201_split
-    predictor = AccuracyPredictor(model=model, n_members=2, max_iter=50, seed=0).fit(X_tr, y_tr, schema=CELL_SCHEMA)
+    predictor = AccuracyPredictor(model=model, n_members=2, max_iter=50, seed=0).fit(
+        X_tr, y_tr, schema=CELL_SCHEMA
+    )
     predictor.save(tmp_path / model)
     loaded = AccuracyPredictor.load(tmp_path / model, schema=CELL_SCHEMA)
     for got, want in zip(loaded.predict_with_std(X_te), predictor.predict_with_std(X_te), strict=True):
@@ -74,6 +76,50 @@ def test_cell_liveness_and_paths():
     cell = Cell.parse(text)
     assert sorted(cell.paths()) == [("nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3"), ("skip_connect",)]
     row = dict(zip(CELL_SCHEMA.names, cell_features([text])[0], strict=True))
-    assert row["connected"] == 1 and row["n_paths"] == 2 and row["max_convs_on_path"] == 2 and row["live=none"] == 0
+    assert (
+        row["connected"] == 1
+        and row["n_paths"] == 2
+        and row["max_convs_on_path"] == 2
+        and row["live=none"] == 0
+    )
     with pytest.raises(CodesignError, match="expected"):
         Cell.parse("|conv~0|")
+
+
+def test_featurizer_lays_out_bits_by_slot():
+    featurizer = AccuracyFeaturizer(encoding_dim=1, slots=("stem", "b0", "b1", "fc"), use_perturbation=True)
+    names = featurizer.schema.names
+    assert names[:7] == ("enc0", "w_mean", "w_min", "w_max", "a_mean", "a_min", "a_max")
+    assert names[7:] == (
+        "w@stem",
+        "w@b0",
+        "w@b1",
+        "w@fc",
+        "a@stem",
+        "a@b0",
+        "a@b1",
+        "a@fc",
+        "log_perturbation",
+    )
+    # the second row lacks b0: its b1 layer still lands in the b1 column, and b0 holds zeros
+    X = featurizer.transform(
+        [[0], [1]], [[8, 4, 2, 8], [8, 2, 4]], [[8, 8, 4, 8], [4, 8, 8]], [1.0, 10.0],
+        layer_slots=[["stem", "b0", "b1", "fc"], ["stem", "b1", "fc"]],
+    )  # fmt: skip
+    row = dict(zip(names, X[1], strict=True))
+    assert (row["w@stem"], row["w@b0"], row["w@b1"], row["w@fc"]) == (8, 0, 2, 4)
+    assert (row["a@stem"], row["a@b0"], row["a@b1"], row["a@fc"]) == (4, 0, 8, 8)
+    assert (
+        row["w_min"] == 2
+        and row["a_mean"] == pytest.approx(20 / 3)
+        and row["log_perturbation"] == pytest.approx(1)
+    )
+    assert X[0, names.index("w@b1")] == 2 and X[0, names.index("a@b1")] == 4
+    with pytest.raises(CodesignError, match="expected layer slots for each of the 1 rows"):
+        featurizer.transform([[0]], [[8]], [[8]], [1.0])
+    with pytest.raises(CodesignError, match=r"row 0 names slots \['stem', 'head'\] for its 2 layers"):
+        featurizer.transform([[0]], [[8, 8]], [[8, 8]], [1.0], layer_slots=[["stem", "head"]])
+    with pytest.raises(CodesignError, match="by position .* or by slot, not both"):
+        AccuracyFeaturizer(encoding_dim=1, max_layers=4, slots=("stem",))
+    with pytest.raises(CodesignError, match="slot names repeat"):
+        AccuracyFeaturizer(encoding_dim=1, slots=("stem", "stem"))
