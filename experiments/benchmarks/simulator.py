@@ -25,7 +25,8 @@ Figures (medians of ``--repeats`` runs where timed; times are CPU seconds of thi
   per-cell optimum, what a co-design tool deploys); ``_pipeline_largest`` below scores higher and was
   left beside it rather than promoted, so that no choice is made by looking at the table.
 - ``nb201_fpga_spearman_pipeline_own.<device>``: the same per-cell optimum on other devices (xc7z045 is
-  the headline; xc7z020 and xczu3eg are too small for the largest cells' 148 engines).
+  the headline; xczu9eg only with ``--slow``; xc7z020 and xczu3eg are too small for the largest cells'
+  148 engines).
   ``nb201_fpga_spearman_pipeline_largest.<device>``: every cell on the engines of the latency-optimal
   pipeline design for the largest cell (all 3x3 convolutions): a layer runs on the engine of its cell edge
   (or of the same add or reduction layer), folded onto at most that engine's lanes
@@ -52,12 +53,13 @@ others, which the measured costs do not. On the largest cell's engines the simul
 again and the order of the operation costs is the table's (1 : 0.13 : 0.09), which is why
 ``_pipeline_largest`` ranks better.
 
-Usage: ``python experiments/benchmarks/simulator.py [--json] [--data ../shared/data] [--repeats 5]``
+Usage: ``python experiments/benchmarks/simulator.py [--json] [--data ../shared/data] [--repeats 5] [--slow]``
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -69,7 +71,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from codesign.values import Network
+    from codesign.values import AcceleratorConfig, Network
+    from simulators.base import HardwareModel
+    from simulators.pipeline import PipelineModel
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,6 +103,9 @@ HEADLINE_ACCELERATOR: dict[str, Any] = {
 PIPELINE_DEVICES = ("xc7z045", "xczu9eg")
 """Devices of the pipeline-template figures. The smaller xc7z020 and xczu3eg are left out: the largest cells
 (148 layers, one engine each) do not fit their LUT budgets, so there is no design to measure."""
+SLOW_DEVICES = ("xczu9eg",)
+"""Devices where both DSP and LUT bind, so every per-cell optimum is an integer program (CBC, seconds each):
+their ``_pipeline_own`` figure is measured only with ``--slow``."""
 
 
 def median_wall_s(fn: Callable[[], object], repeats: int) -> float:
@@ -190,6 +197,15 @@ def per_multiset(
     return np.asarray([latency_ms(n) for n in distinct])[inverse]
 
 
+def latency_on(model: HardwareModel, config: AcceleratorConfig, network: Network) -> float:
+    return model.evaluate(network, config).latency_ms
+
+
+def optimal_latency(model: PipelineModel, device: str, network: Network) -> float:
+    """The latency (ms) of ``network`` on its own latency-optimal design on ``device``."""
+    return model.best_accelerator(network, device)[1].latency_ms
+
+
 def edge_slot(name: str) -> str:
     """The engine slot of an NB201 layer: the cell edge it sits on (``s0c1_e21_conv3`` -> ``s0c1_e21``), so
     a 1x1 convolution or a pooling on an edge runs on the engine the largest cell puts there."""
@@ -197,7 +213,7 @@ def edge_slot(name: str) -> str:
     return head if head and op in ("conv1", "conv3", "pool") and "_e" in head else name
 
 
-def nb201_figures(data: Path) -> dict[str, float]:
+def nb201_figures(data: Path, *, slow: bool = False) -> dict[str, float]:
     from scipy.stats import spearmanr
 
     from codesign.values import AcceleratorConfig
@@ -224,14 +240,12 @@ def nb201_figures(data: Path) -> dict[str, float]:
         nets = [space.network(space.from_id(a)) for a in table.arch_strs()]
         distinct, inverse = distinct_multisets(nets)
         suffix = "_pruned" if prune else ""
-        own = per_multiset(
-            distinct, inverse, lambda n: pipeline.best_accelerator(n, HEADLINE_DEVICE)[1].latency_ms
-        )
+        own = per_multiset(distinct, inverse, functools.partial(optimal_latency, pipeline, HEADLINE_DEVICE))
         out[f"nb201_fpga_spearman{suffix}"] = rho(own)
         out[f"nb201_flops_spearman{suffix}"] = rho([n.macs for n in nets])
         out[f"nb201_params_spearman{suffix}"] = rho([n.params for n in nets])
         out[f"nb201_fpga_spearman_fixed_overlay{suffix}"] = rho(
-            per_multiset(distinct, inverse, lambda n: overlay.evaluate(n, fixed).latency_ms)
+            per_multiset(distinct, inverse, functools.partial(latency_on, overlay, fixed))
         )
         if prune:
             continue
@@ -244,20 +258,18 @@ def nb201_figures(data: Path) -> dict[str, float]:
         for device in TABLE_BLIND_DEVICES:
             design, _ = overlay.best_accelerator(largest, device)
             out[f"nb201_fpga_spearman_blind.{device}"] = rho(
-                per_multiset(distinct, inverse, lambda n, d=design: overlay.evaluate(n, d).latency_ms)
+                per_multiset(distinct, inverse, functools.partial(latency_on, overlay, design))
             )
         for device in PIPELINE_DEVICES:
-            if device != HEADLINE_DEVICE:
+            if device != HEADLINE_DEVICE and (slow or device not in SLOW_DEVICES):
                 out[f"nb201_fpga_spearman_pipeline_own.{device}"] = rho(
-                    per_multiset(
-                        distinct, inverse, lambda n, d=device: pipeline.best_accelerator(n, d)[1].latency_ms
-                    )
+                    per_multiset(distinct, inverse, functools.partial(optimal_latency, pipeline, device))
                 )
             design, _ = pipeline.best_accelerator(largest, device)
-            reports = [pipeline.evaluate(n, refold(design, largest, n, slot=edge_slot)) for n in nets]
-            out[f"nb201_fpga_spearman_pipeline_largest.{device}"] = rho([r.latency_ms for r in reports])
+            totals = [pipeline.evaluate_batch(n, [refold(design, largest, n, slot=edge_slot)]) for n in nets]
+            out[f"nb201_fpga_spearman_pipeline_largest.{device}"] = rho([t["latency_ms"][0] for t in totals])
             out[f"nb201_pipeline_largest_feasible_fraction.{device}"] = float(
-                np.mean([r.feasible for r in reports])
+                np.mean([t["feasible"][0] for t in totals])
             )
     out["nb201_cells"] = float(len(table))
     return out
@@ -271,10 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median reported)")
     parser.add_argument("--skip-nb201", action="store_true", help="leave out the NAS-Bench-201 figures")
+    parser.add_argument(
+        "--slow",
+        action="store_true",
+        help=f"also the per-cell optimal pipeline designs on {', '.join(SLOW_DEVICES)} (about 10 min of CBC)",
+    )
     args = parser.parse_args(argv)
     figures: dict[str, Any] = dict(speed_figures(args.repeats))
     if not args.skip_nb201:
-        figures.update(nb201_figures(args.data))
+        figures.update(nb201_figures(args.data, slow=args.slow))
     figures["nb201_fixed_accelerator"] = FIXED_NB201
     figures["nb201_headline_accelerator"] = HEADLINE_ACCELERATOR
     if args.json:
