@@ -27,7 +27,6 @@ trial number: a run is reproducible and a resumed run (a new sampler on an exist
 
 from __future__ import annotations
 
-import itertools
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -43,7 +42,7 @@ from scipy.special import ndtr
 
 from codesign.acquisition import best_improvement, epsilon_gap, expected_improvement
 from codesign.errors import CodesignError
-from codesign.predictors.cells import NB201_OPS, Cell, cell_features
+from codesign.predictors.cells import cell_search_features
 from codesign.surrogate import OutputWarp, Surrogate
 
 Params = Mapping[str, Any]
@@ -361,29 +360,6 @@ class GuidedSampler(optuna.samplers.BaseSampler):
 
 
 
-def cell_search_features(arch_str: str) -> np.ndarray:
-    """Features of a NAS-Bench-201 cell for the ``hao`` surrogates: the graph features of
-    :func:`codesign.predictors.cells.cell_features`, the one-hot of each edge's operation with dead edges
-    read as ``none`` (cells that compute the same function share it whatever their dead operations, which
-    still cost latency), and the path encoding of BANANAS (White et al., AAAI 2021): one indicator per
-    operation sequence from input to output, 4 + 16 + 64 of them."""
-    cell = Cell.parse(arch_str)
-    live = np.zeros((len(cell.ops), len(NB201_OPS)))
-    for e, (op, ok) in enumerate(zip(cell.ops, cell.live_edges(), strict=True)):
-        live[e, NB201_OPS.index(op if ok else "none")] = 1.0
-    paths = np.zeros(len(_CELL_PATHS))
-    for path in cell.paths():
-        paths[_CELL_PATHS[path]] = 1.0
-    return np.concatenate([cell_features([arch_str])[0], live.ravel(), paths])
-
-
-_CELL_PATHS = {
-    path: i
-    for i, path in enumerate(
-        p for n in (1, 2, 3) for p in itertools.product([op for op in NB201_OPS if op != "none"], repeat=n)
-    )
-}
-"""Index of every input-to-output operation sequence of a NAS-Bench-201 cell (paths have 1 to 3 edges)."""
 MAX_ENUMERATED_POOL = 20_000
 """Spaces with at most this many architectures are enumerated whole; larger ones get a random pool."""
 OPTIONS = ("n_startup_trials", "batch_size", "samples", "warp", "n_members", "n_estimators", "max_depth", "ridge", "pool_size")
@@ -395,8 +371,8 @@ def guided_sampler_for(problem: Any, *, seed: int, options: Mapping[str, Any]) -
 
     The pool covers the ``arch.*`` decisions: every architecture when the space has at most
     :data:`MAX_ENUMERATED_POOL`, else ``pool_size`` (default 2,000) random ones. Features: NAS-Bench-201
-    cells get the graph features of :func:`codesign.predictors.cells.cell_features` (which include the
-    one-hot of each edge); other spaces the one-hot of the decisions, the space's own encoding and the
+    cells get :func:`codesign.predictors.cells.cell_search_features` (graph features, live-edge one-hot,
+    path encoding); other spaces the one-hot of the decisions, the space's own encoding and the
     log MACs and parameters of the 8-bit network (a cheap prior for latency). ``bits.*`` and other
     decisions are left to independent random sampling. ``options`` are :data:`OPTIONS`.
     """

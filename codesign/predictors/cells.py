@@ -9,6 +9,7 @@ number of convolutions on input-output paths and the longest such chain measure 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import cache
 
@@ -120,3 +121,28 @@ def _cell_vector(arch_str: str) -> tuple[float, ...]:
 def cell_features(arch_strs: list[str] | tuple[str, ...]) -> np.ndarray:
     """A ``(len(arch_strs), len(CELL_SCHEMA))`` matrix of :data:`CELL_FEATURE_NAMES`."""
     return np.array([_cell_vector(s) for s in arch_strs], dtype=float).reshape(len(arch_strs), len(CELL_FEATURE_NAMES))
+
+
+CELL_PATHS = {
+    path: i
+    for i, path in enumerate(
+        p for n in (1, 2, 3) for p in itertools.product([op for op in NB201_OPS if op != "none"], repeat=n)
+    )
+}
+"""Index of every input-to-output operation sequence of a NAS-Bench-201 cell (4 + 16 + 64 of
+them: paths have 1 to 3 edges)."""
+
+
+def cell_search_features(arch_str: str) -> np.ndarray:
+    """The features the ``hao`` sampler's surrogates see for a cell: the row of :func:`cell_features`, the
+    one-hot of each edge's operation with dead edges read as ``none`` (cells that compute the same function
+    share it whatever their dead operations, which still cost latency), and the path encoding of BANANAS
+    (White et al., AAAI 2021): one indicator per operation sequence from input to output (:data:`CELL_PATHS`)."""
+    cell = Cell.parse(arch_str)
+    live = np.zeros((len(cell.ops), len(NB201_OPS)))
+    for e, (op, ok) in enumerate(zip(cell.ops, cell.live_edges(), strict=True)):
+        live[e, NB201_OPS.index(op if ok else "none")] = 1.0
+    paths = np.zeros(len(CELL_PATHS))
+    for path in cell.paths():
+        paths[CELL_PATHS[path]] = 1.0
+    return np.concatenate([np.asarray(_cell_vector(arch_str)), live.ravel(), paths])

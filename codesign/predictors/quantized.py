@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from codesign.errors import CodesignError
-from codesign.predictors.accuracy import AccuracyPredictor
+from codesign.predictors.accuracy import ACCURACY_FEATURES_VERSION, AccuracyPredictor
 from codesign.predictors.features import FeatureSchema
 from codesign.predictors.persist import read_meta, write_meta
 
@@ -91,7 +91,7 @@ class QuantizedAccuracyPredictor:
             raise CodesignError(
                 f"quantized accuracy predictor: arch_columns must be in [1, {X.shape[1]}], got {self.arch_columns}"
             )
-        self.schema_ = schema or FeatureSchema("accuracy", 1, tuple(f"x{i}" for i in range(X.shape[1])))
+        self.schema_ = schema or FeatureSchema("accuracy", ACCURACY_FEATURES_VERSION, tuple(f"x{i}" for i in range(X.shape[1])))
         if len(self.schema_) != X.shape[1]:
             raise CodesignError(
                 f"quantized accuracy predictor: X has {X.shape[1]} columns, schema {self.schema_.describe()} has {len(self.schema_)}"

@@ -17,8 +17,8 @@ from optuna.trial import TrialState
 from codesign import pareto
 from codesign.acquisition import best_improvement, epsilon_gap, expected_improvement, hypervolume_improvement
 from codesign.errors import CodesignError, ConfigError
-from codesign.guided import GuidedSampler, cell_search_features, guided_sampler_for
-from codesign.predictors.cells import Cell, cell_features
+from codesign.guided import GuidedSampler, guided_sampler_for
+from codesign.predictors.cells import CELL_PATHS, Cell, cell_features, cell_search_features
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 TABLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nasbench201" / "nb201_accuracy_latency.csv.gz"
@@ -113,9 +113,9 @@ def test_cell_search_features_ignore_dead_operations_beyond_their_counts() -> No
     n_cell = cell_features([a]).shape[1]
     assert not np.array_equal(fa[:n_cell], fb[:n_cell])  # the op counts (latency) differ
     np.testing.assert_array_equal(fa[n_cell:], fb[n_cell:])  # live edges and paths agree
-    assert fa[-84:].sum() == len(Cell.parse(a).paths()) == 2  # skip; conv3 -> conv3
+    assert fa[-len(CELL_PATHS) :].sum() == len(Cell.parse(a).paths()) == 2  # skip; conv3 -> conv3
     c = "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
-    assert cell_search_features(c)[-84:].sum() == 4  # node 2 now feeds the output: two more paths
+    assert cell_search_features(c)[-len(CELL_PATHS) :].sum() == 4  # node 2 now feeds the output: two more paths
 
 
 def test_epsilon_gap_is_the_shift_that_removes_domination() -> None:
