@@ -2,7 +2,7 @@
 
 An architecture space maps between four views of one architecture: a frozen ``Arch`` value (the space's
 own dataclass), a stable string id, a fixed-length numeric encoding for predictors, and a
-:class:`codesign.values.Network` (layers with shapes and bits) for the hardware models. Spaces whose
+:class:`codesign.core.values.Network` (layers with shapes and bits) for the hardware models. Spaces whose
 architectures can be trained also build a ``torch.nn.Module``.
 
 Every random choice takes a ``numpy.random.Generator`` that the caller seeds; spaces hold no state.
@@ -11,11 +11,14 @@ Every random choice takes a ``numpy.random.Generator`` that the caller seeds; sp
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from codesign.values import Network
+from codesign.core.values import Network
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @runtime_checkable
@@ -43,7 +46,7 @@ class ArchitectureSpace(Protocol):
         ...
 
     def from_id(self, arch_id: str) -> Any:
-        """Raises :class:`codesign.errors.CodesignError` naming the bad id."""
+        """Raises :class:`codesign.core.errors.CodesignError` naming the bad id."""
         ...
 
     def encode(self, arch: Any) -> np.ndarray:
@@ -54,4 +57,14 @@ class ArchitectureSpace(Protocol):
         self, arch: Any, weight_bits: Sequence[int] | None = None, act_bits: Sequence[int] | None = None
     ) -> Network:
         """The layer list with shapes; bits follow the order of the weighted layers (default 8/8)."""
+        ...
+
+
+@runtime_checkable
+class TrainableSpace(Protocol):
+    """Optional capability of a third-party space: it builds its own torch model. The built-in spaces stay
+    torch-free; their models are built on the torch side (:func:`codesign.nn.models.build_model`)."""
+
+    def build_model(self, arch: Any) -> nn.Module:
+        """A fresh, untrained model whose weighted layers follow ``network(arch)``'s weighted layers."""
         ...

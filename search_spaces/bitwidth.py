@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codesign.errors import CodesignError
-from codesign.values import Network
+from codesign.core.errors import CodesignError
+from codesign.core.values import Network
 
 Bits = tuple[tuple[int, ...], tuple[int, ...]]
 """``(weight_bits, act_bits)``, one entry per weighted layer."""

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from codesign.errors import CodesignError
-from codesign.values import Network
+from codesign.core.errors import CodesignError
+from codesign.core.values import Network
 from search_spaces.staged import StagedSpaceMixin
-
-if TYPE_CHECKING:
-    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -209,10 +206,3 @@ class MBConvSpace(StagedSpaceMixin):
             tuple((min(self.kernels),) * d for _ in self.stage_widths),
             tuple((min(self.expansions),) * d for _ in self.stage_widths),
         )
-
-    def build_model(self, arch: MBConvArch) -> nn.Module:
-        """A fresh (untrained) quantizable torch model of ``arch``."""
-        from search_spaces.models import MBConvNet
-
-        self.validate(arch)
-        return MBConvNet(self, arch)

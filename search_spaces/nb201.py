@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from codesign.errors import CodesignError
-from codesign.values import Layer, Network
+from codesign.core.errors import CodesignError
+from codesign.core.values import Layer, Network
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))

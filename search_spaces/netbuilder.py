@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from codesign.errors import CodesignError
-from codesign.values import Layer, Network
+from codesign.core.errors import CodesignError
+from codesign.core.values import Layer, Network
 
 
 class NetworkBuilder:

@@ -13,7 +13,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
 from search_spaces.mbconv import MBConvSpace
 from search_spaces.resnet import ResNetSpace
 

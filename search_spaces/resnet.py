@@ -12,16 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from codesign.errors import CodesignError
-from codesign.values import Network
+from codesign.core.errors import CodesignError
+from codesign.core.values import Network
 from search_spaces.staged import StagedSpaceMixin
-
-if TYPE_CHECKING:
-    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -151,9 +148,3 @@ class ResNetSpace(StagedSpaceMixin):
         return ResNetArch(
             tuple(min(w) for w in self.stage_widths), (min(self.depths),) * len(self.stage_widths)
         )
-
-    def build_model(self, arch: ResNetArch) -> nn.Module:
-        from search_spaces.models import ResNetNet
-
-        self.validate(arch)
-        return ResNetNet(self, arch)

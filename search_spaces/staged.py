@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
 from search_spaces.netbuilder import NetworkBuilder
 
 

@@ -7,7 +7,7 @@ the ``codesign.hardware_models`` entry-point group and checked by subclassing
 
 Rules every model keeps:
 - ``evaluate`` is pure: no I/O, no mutation of its arguments or of the model, same answer every call;
-- an unknown layer kind is an error (:class:`codesign.errors.CodesignError`), never a zero cost;
+- an unknown layer kind is an error (:class:`codesign.core.errors.CodesignError`), never a zero cost;
 - a design that does not fit the device is reported with ``violations``, not dropped and not raised.
 """
 
@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from codesign.values import AcceleratorConfig, HardwareReport, Network
+from codesign.core.values import AcceleratorConfig, HardwareReport, Network
 
 
 @runtime_checkable
@@ -49,5 +49,5 @@ class OptimizableHardwareModel(HardwareModel, Protocol):
         self, network: Network, device: str, clock_mhz: float | None = None
     ) -> tuple[AcceleratorConfig, HardwareReport]:
         """The latency-optimal feasible configuration for ``network`` on ``device``; raises
-        :class:`codesign.errors.InfeasibleError` naming the tightest resource when none fits."""
+        :class:`codesign.core.errors.InfeasibleError` naming the tightest resource when none fits."""
         ...

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codesign.errors import CodesignError
-from codesign.values import (
+from codesign.core.errors import CodesignError
+from codesign.core.values import (
     LAYER_KINDS,
     RESOURCE_NAMES,
     AcceleratorConfig,
@@ -272,3 +272,18 @@ class TemplateModel:
         under ``latency_ms``, ``throughput_fps``, ``energy_mj``, the resource names and ``feasible``."""
         result, device, _ = self._arrays(network, configs)
         return result.totals(device)
+
+
+def tightest_resource(totals: Mapping[str, np.ndarray], device: Device) -> str:
+    """Why nothing fits: the budget that even its most frugal configuration exceeds by the most."""
+    usable = device.usable
+    worst_name, worst_ratio, worst_need = "", 0.0, 0.0
+    for name in RESOURCE_NAMES:
+        need = float(np.min(totals[name]))
+        budget = getattr(usable, name)
+        ratio = np.inf if budget == 0 and need > 0 else (need / budget if budget else 0.0)
+        if ratio > 1.0 and ratio > worst_ratio:
+            worst_name, worst_ratio, worst_need = name, ratio, need
+    if not worst_name:
+        return "no single resource is over budget in every configuration, but none fits all budgets at once"
+    return f"{worst_name} needs at least {worst_need:g} but {getattr(usable, worst_name)} are usable"

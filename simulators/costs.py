@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
 
 # (depth, width) aspect ratios of one RAMB18 in simple dual-port mode.
 BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))

@@ -32,12 +32,11 @@ off-chip bytes of the network input and output (constants in :mod:`simulators.co
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from codesign.errors import CodesignError
-from codesign.values import RESOURCE_NAMES, AcceleratorConfig, HardwareReport, Network
+from codesign.core.errors import CodesignError
+from codesign.core.values import RESOURCE_NAMES, AcceleratorConfig, HardwareReport, Network
 from simulators.common import BatchResult, LayerArrays, TemplateModel
 from simulators.costs import (
     ACC_BITS,
@@ -51,23 +50,9 @@ from simulators.costs import (
     precision_class,
 )
 from simulators.devices import Device
+from simulators.folding import DataflowSpace, Folding, best_folding, folding_param
 
 DATAFLOW_PARAMS = ("pe", "simd")
-
-
-@dataclass(frozen=True, eq=False)
-class Folding:
-    """The matrix view of every layer: height ``mh``, width ``mw`` and output ``pixels``, each (L, 1)."""
-
-    mh: np.ndarray
-    mw: np.ndarray
-    pixels: np.ndarray
-
-    @classmethod
-    def of(cls, layers: LayerArrays) -> Folding:
-        k2 = layers.kernel * layers.kernel
-        mw = np.where(layers.weighted, k2 * (layers.cin // layers.groups), np.where(layers.is_pool, k2, 1))
-        return cls(mh=layers.cout, mw=mw, pixels=layers.out_h * layers.out_w)
 
 
 def engine_resources(
@@ -187,17 +172,6 @@ def dataflow_arrays(
     )
 
 
-def folding_param(config: AcceleratorConfig, name: str, n_layers: int) -> tuple[int, ...]:
-    value = config.get(name)
-    if not isinstance(value, tuple) or len(value) != n_layers:
-        raise CodesignError(
-            f"{config.template}: {name} must be a tuple with one entry per layer ({n_layers}), got {value!r}"
-        )
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
-        raise CodesignError(f"{config.template}: {name} entries must be positive integers, got {value!r}")
-    return value
-
-
 class FoldedModel(TemplateModel):
     """The shell of templates with one PE x SIMD engine per layer (parameters ``pe`` and ``simd``, one per
     layer): parameter parsing and checks, and the exact latency-optimal folding. A subclass implements
@@ -234,8 +208,6 @@ class FoldedModel(TemplateModel):
         self, network: Network, device: str, clock_mhz: float | None = None
     ) -> tuple[AcceleratorConfig, HardwareReport]:
         """The latency-optimal feasible folding (exact, by a multiple-choice integer program)."""
-        from search_spaces.accelerator import DataflowSpace, best_folding
-
         space = DataflowSpace.for_device(self.catalog.get(device), clock_mhz=clock_mhz, template=self.name)
         return best_folding(self, network, space)
 

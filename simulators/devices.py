@@ -15,7 +15,7 @@ A device file has exactly these keys (units in the names)::
 
 Users add a device by writing such a file and passing its path (or its folder) to :class:`DeviceCatalog`.
 Loading validates the schema: unknown, duplicate or missing keys and bad values raise
-:class:`codesign.errors.CodesignError` naming the key and the file.
+:class:`codesign.core.errors.CodesignError` naming the key and the file.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
-from codesign.errors import CodesignError
-from codesign.values import RESOURCE_NAMES, Resources
+from codesign.core.errors import CodesignError
+from codesign.core.values import RESOURCE_NAMES, Resources
 
 DSP_KINDS = ("dsp48e1", "dsp48e2", "dsp58")
 BUILTIN_DIR = Path(__file__).resolve().parent / "devices"

@@ -37,12 +37,15 @@ traffic) and off-chip bytes (constants in :mod:`simulators.costs`).
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from codesign.values import RESOURCE_NAMES, AcceleratorConfig, HardwareReport, Network
-from simulators.common import BatchResult, LayerArrays, TemplateModel, int_param, layer_sum
+from codesign.core.errors import CodesignError, InfeasibleError
+from codesign.core.values import RESOURCE_NAMES, AcceleratorConfig, HardwareReport, Network
+from simulators.common import BatchResult, LayerArrays, TemplateModel, int_param, layer_sum, tightest_resource
 from simulators.costs import (
     ACC_BITS,
     LUT_MULT_MAX_BITS,
@@ -57,6 +60,10 @@ from simulators.costs import (
 from simulators.devices import Device
 
 OVERLAY_PARAMS = ("tc", "tm", "tn", "tr")
+TM_CHOICES = (4, 8, 16, 24, 32, 48, 64, 96, 128)
+TN_CHOICES = (2, 4, 8, 16, 32, 64)
+TILE_CHOICES = (4, 7, 8, 14, 16, 28, 32)
+"""The default overlay grid: lane counts and tile sizes the exact inner search enumerates."""
 _CONTROL_UNITS = 4  # conv engine, vector unit, input and output DMA
 
 
@@ -241,7 +248,93 @@ class OverlayModel(TemplateModel):
         self, network: Network, device: str, clock_mhz: float | None = None
     ) -> tuple[AcceleratorConfig, HardwareReport]:
         """The latency-optimal feasible configuration of the default overlay space (exhaustive, exact)."""
-        from search_spaces.accelerator import OverlaySpace, best_overlay
-
         space = OverlaySpace.for_device(self.catalog.get(device), clock_mhz=clock_mhz)
         return best_overlay(self, network, space)
+
+
+@dataclass(frozen=True)
+class OverlaySpace:
+    """Every overlay configuration on one device: the product of the choice tuples (clock outermost)."""
+
+    device: str
+    clocks_mhz: tuple[float, ...]
+    tm: tuple[int, ...] = TM_CHOICES
+    tn: tuple[int, ...] = TN_CHOICES
+    tr: tuple[int, ...] = TILE_CHOICES
+    tc: tuple[int, ...] = TILE_CHOICES
+
+    def __post_init__(self) -> None:
+        for name in ("tm", "tn", "tr", "tc"):
+            values = getattr(self, name)
+            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+                raise CodesignError(
+                    f"overlay space: {name} must be a non-empty tuple of positive integers, got {values!r}"
+                )
+        if not self.clocks_mhz or any(c <= 0 for c in self.clocks_mhz):
+            raise CodesignError(f"overlay space: clocks_mhz must be positive, got {self.clocks_mhz!r}")
+
+    @classmethod
+    def for_device(cls, device: Device, clock_mhz: float | None = None) -> OverlaySpace:
+        """The default grid on ``device`` at ``clock_mhz`` (the device's default clock when None)."""
+        return cls(device=device.name, clocks_mhz=(float(clock_mhz or device.default_clock_mhz),))
+
+    def __len__(self) -> int:
+        return len(self.clocks_mhz) * len(self.tm) * len(self.tn) * len(self.tr) * len(self.tc)
+
+    def grid(self) -> dict[str, np.ndarray]:
+        """The configurations as parallel arrays (``clock_mhz``, ``tm``, ``tn``, ``tr``, ``tc``) in order."""
+        mesh = np.meshgrid(
+            np.asarray(self.clocks_mhz, dtype=np.float64),
+            *(np.asarray(getattr(self, n), dtype=np.int64) for n in ("tm", "tn", "tr", "tc")),
+            indexing="ij",
+        )
+        names = ("clock_mhz", "tm", "tn", "tr", "tc")
+        return {name: m.ravel() for name, m in zip(names, mesh, strict=True)}
+
+    def config_at(self, index: int) -> AcceleratorConfig:
+        if not 0 <= index < len(self):
+            raise CodesignError(f"overlay space: index {index} outside 0..{len(self) - 1}")
+        clock, tm, tn, tr, tc = next(
+            itertools.islice(
+                itertools.product(self.clocks_mhz, self.tm, self.tn, self.tr, self.tc), index, None
+            )
+        )
+        return AcceleratorConfig.make("overlay", self.device, clock, tm=tm, tn=tn, tr=tr, tc=tc)
+
+    def configs(self, network: Network) -> tuple[AcceleratorConfig, ...]:
+        """Every configuration (the network does not restrict the overlay grid)."""
+        return tuple(
+            AcceleratorConfig.make("overlay", self.device, clock, tm=tm, tn=tn, tr=tr, tc=tc)
+            for clock, tm, tn, tr, tc in itertools.product(
+                self.clocks_mhz, self.tm, self.tn, self.tr, self.tc
+            )
+        )
+
+    def sample(self, network: Network, rng: np.random.Generator) -> AcceleratorConfig:
+        return self.config_at(int(rng.integers(len(self))))
+
+
+def best_overlay(
+    model: OverlayModel, network: Network, space: OverlaySpace
+) -> tuple[AcceleratorConfig, HardwareReport]:
+    """The fastest feasible configuration of ``space`` for ``network`` and its report (exact: every grid
+    point is evaluated; ties go to the first in grid order). Raises InfeasibleError when none fits."""
+    device = model.catalog.get(space.device)
+    grid = space.grid()
+    layers = LayerArrays.of(network)
+    result = overlay_arrays(
+        layers, grid["tm"], grid["tn"], grid["tr"], grid["tc"], grid["clock_mhz"], device, model.energy
+    )
+    totals = result.totals(device)
+    latency = np.where(totals["feasible"], totals["latency_ms"], np.inf)
+    if not totals["feasible"].any():
+        if all(c > device.max_clock_mhz for c in space.clocks_mhz):
+            raise InfeasibleError(
+                f"no overlay configuration fits {device.name}: clock_mhz {min(space.clocks_mhz):g} exceeds "
+                f"the device limit {device.max_clock_mhz:g}"
+            )
+        raise InfeasibleError(
+            f"no overlay configuration fits {device.name}: {tightest_resource(totals, device)}"
+        )
+    config = space.config_at(int(np.argmin(latency)))
+    return config, model.evaluate(network, config)

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codesign.values import RESOURCE_NAMES
+from codesign.core.values import RESOURCE_NAMES
 from simulators.common import BatchResult, LayerArrays
 from simulators.costs import EnergyTable
 from simulators.dataflow import FoldedModel, Folding, engine_dynamic_pj, engine_resources

@@ -15,7 +15,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import Any
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
 from simulators.base import HardwareModel
 
 GROUP = "codesign.hardware_models"

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from codesign.errors import CodesignError
-from codesign.values import AcceleratorConfig, Network, Resources
+from codesign.core.errors import CodesignError
+from codesign.core.values import AcceleratorConfig, Network, Resources
 from simulators.base import HardwareModel
 
 BitChoice = tuple[int, int]

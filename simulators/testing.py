@@ -31,8 +31,8 @@ import math
 import numpy as np
 import pytest
 
-from codesign.errors import CodesignError
-from codesign.values import RESOURCE_NAMES, AcceleratorConfig, HardwareReport, Layer, Network
+from codesign.core.errors import CodesignError
+from codesign.core.values import RESOURCE_NAMES, AcceleratorConfig, HardwareReport, Layer, Network
 from simulators.base import HardwareModel
 
 

@@ -8,7 +8,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,12 +18,18 @@ from typing import Any
 import pandas as pd
 
 from codesign.cli.format import table
-from codesign.errors import CodesignError
-from codesign.ilp import BitAllocation, BitAllocationProblem, Budget, allocate_bits, sensitivity_front
+from codesign.core.errors import CodesignError
+from codesign.quantization.allocation import (
+    BitAllocation,
+    BitAllocationProblem,
+    Budget,
+    allocate_bits,
+    sensitivity_front,
+)
 
 REQUIRED = ("layer", "bits", "omega")
 INFORMATION = ("trace", "params")
-"""Per-layer columns :meth:`codesign.sensitivity.PerturbationTable.write_csv` adds; not summed costs."""
+"""Per-layer columns :meth:`codesign.quantization.sensitivity.PerturbationTable.write_csv` adds; not summed costs."""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ def register(sub: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from codesign.export import export_pair
-    from codesign.storage import is_url
+    from codesign.results.export import export_pair
+    from codesign.search.storage import is_url
 
     default = Path("pairs" if is_url(args.target) else Path(args.target) / "pairs") / str(args.pair)
     out = export_pair(args.target, args.pair, args.to or default, study=args.study)

@@ -14,9 +14,9 @@ import argparse
 import re
 from typing import Any
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
+from codesign.predictors.measured import MeasuredModel, models_dir
 from codesign.predictors.measurements import read_measurements
-from simulators.measured import MeasuredModel, models_dir
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from codesign.cli.format import table
-from codesign.errors import CodesignError
-from codesign.front import compare_fronts, load_front, parse_filters, parse_objectives
+from codesign.core.errors import CodesignError
+from codesign.results.front import compare_fronts, load_front, parse_filters, parse_objectives
 
 
 def register(sub: Any) -> None:

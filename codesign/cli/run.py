@@ -11,8 +11,8 @@ from typing import Any
 from tqdm import tqdm
 
 from codesign.cli.format import table
-from codesign.config import load_config
-from codesign.search import Interruption, Progress
+from codesign.config.experiment import load_config
+from codesign.search.loop import Interruption, Progress
 
 
 def register(sub: Any) -> None:
@@ -54,8 +54,8 @@ class _Bar:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from codesign.errors import CodesignError
-    from codesign.runner import run_experiment
+    from codesign.core.errors import CodesignError
+    from codesign.experiment.run import run_experiment
 
     config = load_config(args.experiment)
     if args.trials is not None and args.trials < 1:

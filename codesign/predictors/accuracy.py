@@ -22,7 +22,7 @@ from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 from sklearn.neural_network import MLPRegressor
 from threadpoolctl import threadpool_limits
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
 from codesign.predictors.features import FeatureSchema
 from codesign.predictors.persist import read_meta, write_meta
 
@@ -36,7 +36,7 @@ class AccuracyFeaturizer:
     and the perturbation when ``use_perturbation``.
 
     Per-layer bits are laid out by position, padded with zeros to ``max_layers``, or, when ``slots`` names
-    every layer position the space can have (e.g. :meth:`codesign.supernet.Supernet.layer_names` of the
+    every layer position the space can have (e.g. :meth:`codesign.nn.supernet.Supernet.layer_names` of the
     largest architecture), by slot: each row then says which slot each of its layers fills
     (``layer_slots`` of :meth:`transform`), so a layer's bits land in the same column whatever blocks
     precede it, and absent slots hold zeros."""

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
+from codesign.core.values import AcceleratorConfig, Network
 from codesign.predictors.latency import BitOpsBaseline, LatencyPredictor
 from codesign.predictors.metrics import RegressionMetrics, regression_metrics
-from codesign.values import AcceleratorConfig, Network
 from simulators.base import HardwareModel
 
 

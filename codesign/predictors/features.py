@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from codesign.errors import CodesignError
-from codesign.values import AcceleratorConfig, Layer, Network
+from codesign.core.errors import CodesignError
+from codesign.core.values import AcceleratorConfig, Layer, Network
 
 NETWORK_FEATURES_VERSION = 2
 """Bumped whenever :func:`network_features` changes meaning; saved predictors refuse another version."""
@@ -149,11 +149,20 @@ def _tiling_cycles(network: Network, params: Mapping[str, Any]) -> float:
     return total
 
 
+def folded_shape(layer: Layer) -> tuple[int, int, int]:
+    """(MH, MW, pixels) of a layer as a matrix-vector engine (FINN's folding; see simulators.dataflow)."""
+    if layer.kind == "conv":
+        return layer.out_channels, layer.kernel**2 * layer.in_channels // layer.groups, layer.output_pixels
+    if layer.kind == "linear":
+        return layer.out_channels, layer.in_channels, 1
+    if layer.kind == "pool":
+        return layer.out_channels, layer.kernel**2, layer.output_pixels
+    return layer.out_channels, 1, layer.output_pixels
+
+
 def _folding_cycles(network: Network, params: Mapping[str, Any]) -> tuple[float, float]:
     """Sum and maximum over layers of ``(MH/PE)*(MW/SIMD)*pixels`` (FINN's folding; one PE and SIMD per
     layer in layer order, or one value for all)."""
-    from codesign.predictors.layer_features import folded_shape
-
     pe, simd = params["pe"], params["simd"]
     n = len(network.layers)
     pe_all = tuple(int(v) for v in pe) if isinstance(pe, tuple) and len(pe) == n else (int(pe[0] if isinstance(pe, tuple) else pe),) * n

@@ -26,11 +26,11 @@ import numpy as np
 import xgboost as xgb
 from scipy.optimize import nnls
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
+from codesign.core.values import AcceleratorConfig, Network
 from codesign.predictors.features import FeatureSchema, LatencyFeaturizer
 from codesign.predictors.layer_features import LayerFeaturizer
 from codesign.predictors.persist import read_meta, write_meta
-from codesign.values import AcceleratorConfig, Network
 
 PRIOR_FEATURE = "prior_ms"
 _BASE_COLUMNS = (

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from codesign.errors import CodesignError
-from codesign.predictors.features import FeatureSchema, LatencyFeaturizer
-from codesign.values import AcceleratorConfig, Layer, Network
+from codesign.core.errors import CodesignError
+from codesign.core.values import AcceleratorConfig, Layer, Network
+from codesign.predictors.features import FeatureSchema, LatencyFeaturizer, folded_shape
 
 LAYER_FEATURES_VERSION = 2
 LAYER_FEATURE_NAMES: tuple[str, ...] = (
@@ -55,17 +55,6 @@ def _tiling_hint(layer: Layer, params: dict[str, Any]) -> tuple[float, float]:
     in_bits = out_tiles * spatial_tiles * layer.in_channels * rows_in * cols_in * layer.act_bits
     offchip = (in_bits + spatial_tiles * layer.params * layer.weight_bits + layer.output_elems * layer.act_bits) / 8.0
     return float(cycles), offchip
-
-
-def folded_shape(layer: Layer) -> tuple[int, int, int]:
-    """(MH, MW, pixels) of a layer as a matrix-vector engine (FINN's folding; see simulators.dataflow)."""
-    if layer.kind == "conv":
-        return layer.out_channels, layer.kernel**2 * layer.in_channels // layer.groups, layer.output_pixels
-    if layer.kind == "linear":
-        return layer.out_channels, layer.in_channels, 1
-    if layer.kind == "pool":
-        return layer.out_channels, layer.kernel**2, layer.output_pixels
-    return layer.out_channels, 1, layer.output_pixels
 
 
 def _folding_hint(layer: Layer, index: int, params: dict[str, Any]) -> tuple[float, float]:

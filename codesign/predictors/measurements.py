@@ -3,11 +3,11 @@
 Columns (one row per measurement):
 
 - ``layers``: the network as JSON, either a list of layer objects (the fields of
-  :class:`codesign.values.Layer`) or a whole network object (:meth:`codesign.values.Network.to_dict`); or
+  :class:`codesign.core.values.Layer`) or a whole network object (:meth:`codesign.core.values.Network.to_dict`); or
 - ``arch``: an architecture id of a search space (the ``space`` column, or the default space given by the
   caller), with optional ``weight_bits`` / ``act_bits`` columns (JSON lists or ``4-8-8`` strings);
 - ``accelerator`` (optional): the accelerator configuration as JSON
-  (:meth:`codesign.values.AcceleratorConfig.to_dict`), empty when the device has no choice;
+  (:meth:`codesign.core.values.AcceleratorConfig.to_dict`), empty when the device has no choice;
 - ``latency_ms`` (required, > 0) and ``energy_mj`` (optional, > 0 where given; all rows or none).
 
 Every problem is a :class:`CodesignError` naming the row (1-based, as a spreadsheet shows data rows after
@@ -25,8 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from codesign.errors import CodesignError
-from codesign.values import AcceleratorConfig, Layer, Network
+from codesign.core.errors import CodesignError
+from codesign.core.values import AcceleratorConfig, Layer, Network
 
 KNOWN_COLUMNS = ("layers", "arch", "space", "weight_bits", "act_bits", "accelerator", "latency_ms", "energy_mj", "name")
 

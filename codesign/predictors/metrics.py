@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
 
 
 @dataclass(frozen=True)

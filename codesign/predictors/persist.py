@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
 from codesign.predictors.features import FeatureSchema
 
 FORMAT_VERSION = 1

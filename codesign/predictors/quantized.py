@@ -1,7 +1,7 @@
 """Accuracy at given bit-widths as the architecture's full-precision accuracy minus its quantization drop.
 
 Every measurement of a quantized candidate also yields the full-precision accuracy of its architecture on
-the same images (:class:`codesign.training.Measurement` holds both). :class:`QuantizedAccuracyPredictor`
+the same images (:class:`codesign.nn.training.Measurement` holds both). :class:`QuantizedAccuracyPredictor`
 learns the two parts apart, on the logit scale ``logit(p) = log(p / (1 - p))``:
 
 - ``f``: the full-precision accuracy from the architecture columns alone (the encoding);
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
 from codesign.predictors.accuracy import ACCURACY_FEATURES_VERSION, AccuracyPredictor
 from codesign.predictors.features import FeatureSchema
 from codesign.predictors.persist import read_meta, write_meta

@@ -1,7 +1,7 @@
 """Sensitivity and integer-program benchmark.
 
 Figures:
-- ``ilp_52_layers_s``: median wall time (seconds) of :func:`codesign.ilp.allocate_bits` on a 52-layer
+- ``ilp_52_layers_s``: median wall time (seconds) of :func:`codesign.quantization.allocation.allocate_bits` on a 52-layer
   problem (ResNet-50's bottleneck convolutions, four shortcut ties, bit choices 2/4/8, a model-size budget at
   alpha 0.5 and a bit-ops budget at alpha 0.4), solved to proven optimality; ``ilp_52_layers_runs_s``
   every run, ``ilp_52_layers_objective`` the optimum.
@@ -39,10 +39,11 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from codesign.data import load_dataset
-from codesign.hao_program import hao_program
-from codesign.ilp import BitAllocationProblem, Budget, allocate_bits, sensitivity_front
-from codesign.sensitivity import (
+from codesign.nn.data import load_dataset
+from codesign.nn.training import accuracy, fit, seeded_model
+from codesign.quantization.allocation import BitAllocationProblem, Budget, allocate_bits, sensitivity_front
+from codesign.quantization.joint import hao_program
+from codesign.quantization.sensitivity import (
     LayerTrace,
     TraceSettings,
     data_free_sensitivity_table,
@@ -52,10 +53,9 @@ from codesign.sensitivity import (
     single_layer_drops,
     weighted_layers,
 )
-from codesign.training import accuracy, fit, seeded_model
-from search_spaces.accelerator import OverlaySpace
 from search_spaces.registry import make_space
 from simulators.devices import default_catalog
+from simulators.overlay import OverlaySpace
 
 ROOT = Path(__file__).resolve().parents[2]
 MNIST = ROOT / ".." / "shared" / "data" / "mnist"

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from codesign.config import config_from_mapping, config_record, load_config
-from codesign.front import compare_fronts
-from codesign.registry import build_problem
-from codesign.runner import run_experiment
-from codesign.training import torch_threads
+from codesign.config.experiment import config_from_mapping, config_record, load_config
+from codesign.experiment.run import run_experiment
+from codesign.nn.training import torch_threads
+from codesign.results.front import compare_fronts
+from codesign.search.build import build_problem
 
 REPO = Path(__file__).resolve().parents[2]
 

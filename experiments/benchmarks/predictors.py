@@ -24,7 +24,7 @@ Figures (medians over ``--seeds`` seeds; each seed redraws samples, splits and m
   at 95 %, as large as the spread between architectures). Features: the architecture encoding, bit
   statistics, per-layer weight and activation bits laid out by supernet layer slot, and HAWQ's summed
   perturbation ``sum_i Tr(H_i)/n_i * ||Q(W_i) - W_i||^2`` with Hutchinson traces of the largest subnet
-  (:meth:`codesign.supernet.SupernetEvaluator.layer_traces`). Model:
+  (:meth:`codesign.nn.supernet.SupernetEvaluator.layer_traces`). Model:
   :class:`codesign.predictors.quantized.QuantizedAccuracyPredictor` (XGBoost ensembles for the
   full-precision logit from the encoding and for the logit drop from every feature; every measurement
   also gives the full-precision score on the same images). These choices were made by 5-fold
@@ -89,9 +89,8 @@ def _median(values: list[float]) -> float:
 
 # -- latency on the overlay simulator ------------------------------------------------------------------
 def overlay_samples(n_per_family: int, seed: int) -> LatencySamples:
-    from search_spaces.accelerator import OverlaySpace
     from search_spaces.registry import make_space
-    from simulators.overlay import OverlayModel
+    from simulators.overlay import OverlayModel, OverlaySpace
 
     accel_spaces = [OverlaySpace(device=d, clocks_mhz=(150.0, 200.0, 250.0)) for d in ("xczu3eg", "xczu9eg")]
     spaces = [make_space(name) for name in FAMILIES]
@@ -215,10 +214,10 @@ def mnist_measurements(cache: Path, root: Path, n: int, seed: int, steps: int) -
     """``n`` distinct architectures of ``mbconv_mnist`` with varied per-layer bits, measured on MNIST
     validation images through the supernet path (cached in ``cache``), with each candidate's summed
     weight perturbation."""
-    from codesign.data import load_dataset
-    from codesign.sensitivity import weight_perturbation
-    from codesign.supernet import SupernetEvaluator, SupernetSchedule
-    from codesign.training import TrainSchedule
+    from codesign.nn.data import load_dataset
+    from codesign.nn.supernet import SupernetEvaluator, SupernetSchedule
+    from codesign.nn.training import TrainSchedule
+    from codesign.quantization.sensitivity import weight_perturbation
     from search_spaces.bitwidth import BitWidthSpace
     from search_spaces.registry import make_space
 

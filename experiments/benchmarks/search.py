@@ -1,7 +1,7 @@
 """Search benchmark on the NAS-Bench-201 table, where every cell is known and so is the true front.
 
-Each run is one search through the product's loop (:func:`codesign.search.open_study` and
-:func:`codesign.search.run_trials` with the problem built by :func:`codesign.registry.build_problem` from
+Each run is one search through the product's loop (:func:`codesign.search.loop.open_study` and
+:func:`codesign.search.loop.run_trials` with the problem built by :func:`codesign.search.build.build_problem` from
 an in-memory experiment; an in-memory Optuna storage) with ``--evals`` evaluations; every evaluation is a
 counted table look-up, and only this script reads the whole table (for the true front).
 
@@ -36,13 +36,13 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from codesign import pareto
-from codesign.config import ExperimentConfig, config_from_mapping
-from codesign.guided import guided_sampler_for
-from codesign.registry import build_problem
-from codesign.runner import sampler_evaluator
-from codesign.search import open_study, run_trials
-from codesign.strategies import make_sampler
+from codesign.config.experiment import ExperimentConfig, config_from_mapping
+from codesign.core import pareto
+from codesign.experiment.run import sampler_evaluator
+from codesign.search.build import build_problem
+from codesign.search.guided import guided_sampler_for
+from codesign.search.loop import open_study, run_trials
+from codesign.search.strategies import make_sampler
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / ".." / "shared" / "data" / "nasbench201" / "nb201_accuracy_latency.csv.gz"

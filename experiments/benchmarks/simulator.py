@@ -30,7 +30,7 @@ Figures (medians of ``--repeats`` runs where timed; times are CPU seconds of thi
   ``nb201_fpga_spearman_pipeline_largest.<device>``: every cell on the engines of the latency-optimal
   pipeline design for the largest cell (all 3x3 convolutions): a layer runs on the engine of its cell edge
   (or of the same add or reduction layer), folded onto at most that engine's lanes
-  (``search_spaces.accelerator.refold``), i.e. every cell keeps the largest cell's split of the DSPs;
+  (``simulators.design_spaces.refold``), i.e. every cell keeps the largest cell's split of the DSPs;
   ``nb201_pipeline_largest_feasible_fraction.<device>`` is the fraction of cells whose design fits.
 - ``nb201_fpga_spearman_fixed_overlay``: the former headline, one fixed 16x4 overlay array on the Ultra96
   (``nb201_fixed_accelerator``). That array was picked with knowledge of the table, so it does not count
@@ -71,7 +71,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from codesign.values import AcceleratorConfig, Network
+    from codesign.core.values import AcceleratorConfig, Network
     from simulators.base import HardwareModel
     from simulators.pipeline import PipelineModel
 
@@ -131,11 +131,10 @@ def median_time_s(fn: Callable[[], object], repeats: int, inner: int = 1) -> flo
 
 
 def speed_figures(repeats: int) -> dict[str, float]:
-    from codesign.values import AcceleratorConfig
-    from search_spaces.accelerator import OverlaySpace
+    from codesign.core.values import AcceleratorConfig
     from simulators.common import LayerArrays
     from simulators.dataflow import DataflowModel
-    from simulators.overlay import OverlayModel, overlay_arrays
+    from simulators.overlay import OverlayModel, OverlaySpace, overlay_arrays
     from simulators.testing import conv_stack
 
     net = conv_stack(20)
@@ -216,9 +215,9 @@ def edge_slot(name: str) -> str:
 def nb201_figures(data: Path, *, slow: bool = False) -> dict[str, float]:
     from scipy.stats import spearmanr
 
-    from codesign.values import AcceleratorConfig
-    from search_spaces.accelerator import refold
+    from codesign.core.values import AcceleratorConfig
     from search_spaces.nb201 import NB201Space, NB201Table
+    from simulators.folding import refold
     from simulators.overlay import OverlayModel
     from simulators.pipeline import PipelineModel
 

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from codesign.data import load_dataset
-from codesign.training import ScratchEvaluator, TrainSchedule
+from codesign.nn.data import load_dataset
+from codesign.nn.training import ScratchEvaluator, TrainSchedule
 from search_spaces.bitwidth import BitWidthSpace
 from search_spaces.registry import make_space
 
@@ -102,7 +102,7 @@ def scratch_figures(
 def supernet_figures(
     space: Any, data: Any, cands: list[Any], cache: Path, seed: int, steps: int, val_limit: int | None
 ) -> dict[str, Any]:
-    from codesign.supernet import SupernetEvaluator, SupernetSchedule
+    from codesign.nn.supernet import SupernetEvaluator, SupernetSchedule
 
     start = time.perf_counter()
     ev = SupernetEvaluator.create(

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from codesign.cli import main
-from codesign.data import load_dataset
-from codesign.export import load_exported
-from codesign.training import accuracy
+from codesign.nn.data import load_dataset
+from codesign.nn.training import accuracy
+from codesign.results.export import load_exported
 from tests.helpers import digits_yaml, nb201_yaml
 
 

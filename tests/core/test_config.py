@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from codesign.config import Constraint, load_config, parse_constraint
-from codesign.errors import ConfigError
-from codesign.registry import build_problem
+from codesign.config.experiment import Constraint, load_config, parse_constraint
+from codesign.core.errors import ConfigError
+from codesign.search.build import build_problem
 
 GOOD = """\
 name: t

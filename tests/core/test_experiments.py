@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from codesign.config import load_config
-from codesign.registry import build_problem
+from codesign.config.experiment import load_config
+from codesign.search.build import build_problem
 
 EXPERIMENTS = sorted((Path(__file__).resolve().parents[2] / "experiments").glob("*.yaml"))
 

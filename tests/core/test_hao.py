@@ -7,12 +7,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from codesign.config import load_config
-from codesign.errors import ConfigError
-from codesign.hao import ATTR_HAO, HAOOptions
-from codesign.registry import build_problem
-from codesign.runner import run_experiment
-from codesign.storage import open_existing_storage
+from codesign.config.experiment import load_config
+from codesign.core.errors import ConfigError
+from codesign.experiment.run import run_experiment
+from codesign.search.build import build_problem
+from codesign.search.hao import ATTR_HAO, HAOOptions
+from codesign.search.storage import open_existing_storage
 from search_spaces.bitwidth import tie_groups
 from tests.helpers import digits_yaml
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from codesign.cli import main
-from codesign.config import load_config
-from codesign.runner import run_experiment
+from codesign.config.experiment import load_config
+from codesign.experiment.run import run_experiment
 from search_spaces.registry import make_space
 from simulators.overlay import OverlayModel
 from tests.helpers import digits_yaml

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from codesign import pareto
-from codesign.errors import CodesignError
+from codesign.core import pareto
+from codesign.core.errors import CodesignError
 
 
 def brute_front(losses: np.ndarray, feasible: np.ndarray) -> np.ndarray:

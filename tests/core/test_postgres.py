@@ -13,8 +13,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from codesign.front import load_front
-from codesign.storage import ATTR_WORKER
+from codesign.results.front import load_front
+from codesign.search.storage import ATTR_WORKER
 from tests.helpers import nb201_yaml
 
 pytestmark = pytest.mark.postgres
@@ -53,8 +53,8 @@ def test_workers_share_one_study_and_one_budget(tmp_path: Path, nb201_table: Pat
 
 
 def test_a_second_run_against_the_database_resumes(tmp_path: Path, nb201_table: Path, pg_url: str) -> None:
-    from codesign.config import load_config
-    from codesign.runner import run_experiment
+    from codesign.config.experiment import load_config
+    from codesign.experiment.run import run_experiment
 
     name = f"resume-{uuid.uuid4().hex[:8]}"
     exp = tmp_path / "exp.yaml"

@@ -8,13 +8,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from codesign.config import config_from_mapping, load_config
-from codesign.errors import CodesignError
-from codesign.front import load_front
-from codesign.registry import build_problem
-from codesign.runner import run_experiment, sampler_factory
-from codesign.search import prepare_study, run_trials
-from codesign.storage import ATTR_ERROR, open_existing_storage
+from codesign.config.experiment import config_from_mapping, load_config
+from codesign.core.errors import CodesignError
+from codesign.experiment.run import run_experiment, sampler_factory
+from codesign.results.front import load_front
+from codesign.search.build import build_problem
+from codesign.search.loop import prepare_study, run_trials
+from codesign.search.storage import ATTR_ERROR, open_existing_storage
 from tests.helpers import nb201_yaml
 
 

@@ -5,9 +5,8 @@ import pytest
 
 from codesign.predictors.evaluation import LatencySamples, sample_hardware
 from codesign.predictors.evaluation import random_pairs as pairs
-from search_spaces.accelerator import OverlaySpace
 from search_spaces.registry import make_space
-from simulators.overlay import OverlayModel
+from simulators.overlay import OverlayModel, OverlaySpace
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 NB201_CSV = DATA / "nasbench201" / "nb201_accuracy_latency.csv.gz"

@@ -3,11 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
+from codesign.core.values import Layer, Network
 from codesign.predictors.evaluation import LatencySamples, evaluate_latency, family_split, random_split
 from codesign.predictors.features import FeatureSchema, LatencyFeaturizer, network_features
 from codesign.predictors.latency import BitOpsBaseline, LatencyPredictor
-from codesign.values import Layer, Network
 
 
 def small_predictor(**kwargs) -> LatencyPredictor:
@@ -131,10 +131,10 @@ def test_nb201_fpga_latency_from_ten_cells(nb201_table):
 
 def test_per_layer_mode_learns_a_pipelined_template():
     from codesign.predictors.evaluation import random_pairs, sample_hardware
-    from search_spaces.accelerator import DataflowSpace
     from search_spaces.registry import make_space
     from simulators.dataflow import DataflowModel
     from simulators.devices import default_catalog
+    from simulators.folding import DataflowSpace
 
     spaces = [make_space("mbconv_digits"), make_space("resnet_digits")]
     accel_spaces = [DataflowSpace.for_device(default_catalog().get("xczu9eg"))]

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from codesign.cli import hardware_import
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
+from codesign.predictors.measured import MeasuredModel, load_measured
 from codesign.predictors.measurements import as_table, parse_measurements
-from simulators.measured import MeasuredModel, load_measured
 from simulators.overlay import OverlayModel
 
 

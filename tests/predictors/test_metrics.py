@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
 from codesign.predictors.metrics import kendall, mape, regression_metrics, rmse, spearman, within
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
 from codesign.predictors.accuracy import AccuracyFeaturizer, AccuracyPredictor
 from codesign.predictors.quantized import QuantizedAccuracyPredictor, logit, sigmoid
 

@@ -14,11 +14,16 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from codesign import pareto
-from codesign.acquisition import best_improvement, epsilon_gap, expected_improvement, hypervolume_improvement
-from codesign.errors import CodesignError, ConfigError
-from codesign.guided import GuidedSampler, guided_sampler_for
+from codesign.core import pareto
+from codesign.core.errors import CodesignError, ConfigError
 from codesign.predictors.cells import CELL_PATHS, Cell, cell_features, cell_search_features
+from codesign.search.acquisition import (
+    best_improvement,
+    epsilon_gap,
+    expected_improvement,
+    hypervolume_improvement,
+)
+from codesign.search.guided import GuidedSampler, guided_sampler_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 TABLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nasbench201" / "nb201_accuracy_latency.csv.gz"
@@ -234,7 +239,7 @@ def test_factory_rejects_unknown_options() -> None:
 
 
 def test_factory_on_a_macro_space_pools_architectures_and_leaves_other_decisions_independent() -> None:
-    from codesign.problem import suggest_arch
+    from codesign.search.problem import suggest_arch
     from search_spaces.registry import make_space
 
     class _Problem:

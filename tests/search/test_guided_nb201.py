@@ -11,14 +11,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from codesign import pareto
-from codesign.config import ExperimentConfig, config_from_mapping
-from codesign.guided import guided_sampler_for
-from codesign.problem import TableProblem
-from codesign.registry import build_problem
-from codesign.runner import sampler_evaluator
-from codesign.search import open_study, run_trials
-from codesign.strategies import make_sampler
+from codesign.config.experiment import ExperimentConfig, config_from_mapping
+from codesign.core import pareto
+from codesign.experiment.run import sampler_evaluator
+from codesign.search.build import build_problem
+from codesign.search.guided import guided_sampler_for
+from codesign.search.loop import open_study, run_trials
+from codesign.search.problem import TableProblem
+from codesign.search.strategies import make_sampler
 from search_spaces.nb201 import NB201Table
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

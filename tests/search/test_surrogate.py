@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from codesign.surrogate import OutputWarp, Surrogate
+from codesign.search.surrogate import OutputWarp, Surrogate
 
 
 def skewed(n: int, seed: int = 0) -> np.ndarray:

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codesign.errors import CodesignError, InfeasibleError
-from codesign.values import AcceleratorConfig, HardwareReport, Layer, Network
-from search_spaces.accelerator import DataflowSpace, OverlaySpace, best_dataflow, best_overlay
+from codesign.core.errors import CodesignError, InfeasibleError
+from codesign.core.values import AcceleratorConfig, HardwareReport, Layer, Network
 from simulators import mckp
 from simulators.dataflow import DataflowModel
 from simulators.devices import DeviceCatalog
+from simulators.folding import DataflowSpace, best_dataflow
 from simulators.mckp import solve_mckp
-from simulators.overlay import OverlayModel
+from simulators.overlay import OverlayModel, OverlaySpace, best_overlay
 from simulators.testing import conv_stack
 
 DEVICE = """\

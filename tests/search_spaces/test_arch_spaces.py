@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from codesign.errors import CodesignError
-from codesign.quant import quant_layers
+from codesign.core.errors import CodesignError
+from codesign.nn.models import build_model
+from codesign.quantization.fake import quant_layers
 from search_spaces.base import ArchitectureSpace
 from search_spaces.mbconv import MBConvArch, MBConvSpace
 from search_spaces.registry import make_space
@@ -69,7 +70,7 @@ def test_network_shapes_match_the_torch_model(name):
     space = make_space(name)
     for arch in archs(space, 4):
         net = space.network(arch)
-        model = space.build_model(arch).eval()
+        model = build_model(space, arch).eval()
         shapes: list[tuple[int, ...]] = []
         for layer in quant_layers(model):
             layer.register_forward_hook(lambda _m, _i, out, acc=shapes: acc.append(tuple(out.shape[1:])))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
 from search_spaces.bitwidth import BitWidthSpace, tie_groups
 from search_spaces.mbconv import MBConvSpace
 from search_spaces.registry import make_space, space_names

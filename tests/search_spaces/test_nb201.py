@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from codesign.errors import CodesignError
-from codesign.values import AcceleratorConfig
+from codesign.core.errors import CodesignError
+from codesign.core.values import AcceleratorConfig
 from search_spaces.base import ArchitectureSpace
 from search_spaces.nb201 import OPS, NB201Arch, NB201Space, NB201Table, live_edges, parse_arch_str
 from simulators.overlay import OverlayModel

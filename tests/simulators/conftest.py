@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codesign.values import Layer, Network
+from codesign.core.values import Layer, Network
 from simulators.testing import conv_stack
 
 

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from codesign.values import AcceleratorConfig, HardwareReport, Network
-from search_spaces.accelerator import DataflowSpace
+from codesign.core.values import AcceleratorConfig, HardwareReport, Network
 from simulators.dataflow import DataflowModel
+from simulators.folding import DataflowSpace
 from simulators.overlay import OverlayModel
 from simulators.pipeline import PipelineModel
 from simulators.testing import HardwareModelConformance, conformance_network

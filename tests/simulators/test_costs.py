@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codesign.errors import CodesignError
+from codesign.core.errors import CodesignError
 from simulators.costs import (
     DEFAULT_ENERGY,
     adder_tree_luts,

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codesign.errors import CodesignError
-from codesign.values import AcceleratorConfig, Layer, Network
+from codesign.core.errors import CodesignError
+from codesign.core.values import AcceleratorConfig, Layer, Network
 from simulators.dataflow import DataflowModel
 
 MODEL = DataflowModel()

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from codesign.errors import CodesignError
-from codesign.values import Resources
+from codesign.core.errors import CodesignError
+from codesign.core.values import Resources
 from simulators.devices import DeviceCatalog, load_device_file
 
 GOOD = """\

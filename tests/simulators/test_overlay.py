@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codesign.values import AcceleratorConfig, Layer, Network
+from codesign.core.values import AcceleratorConfig, Layer, Network
 from simulators.overlay import OverlayModel
 from simulators.testing import conv_stack
 

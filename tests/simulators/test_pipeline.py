@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codesign.errors import CodesignError
-from codesign.values import AcceleratorConfig, Layer, Network
-from search_spaces.accelerator import DataflowSpace, best_folding, refold
+from codesign.core.errors import CodesignError
+from codesign.core.values import AcceleratorConfig, Layer, Network
+from simulators.folding import DataflowSpace, best_folding, refold
 from simulators.pipeline import PipelineModel
 from tests.search_spaces.test_accelerator import catalog, small_net
 

@@ -4,8 +4,8 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-from codesign.errors import CodesignError
-from codesign.values import AcceleratorConfig, Network, Resources
+from codesign.core.errors import CodesignError
+from codesign.core.values import AcceleratorConfig, Network, Resources
 from simulators import registry
 from simulators.dataflow import DataflowModel
 from simulators.devices import DeviceCatalog

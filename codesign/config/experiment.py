@@ -1,0 +1,349 @@
+"""Experiment files: YAML validated into a frozen :class:`ExperimentConfig`.
+
+Validation happens in two steps, both raising :class:`ConfigError` whose one-line message starts with the
+key path (``hardware.device: unknown device 'xc7z999'; known: ...``):
+
+1. shape and types (pydantic models with unknown keys forbidden; duplicate YAML keys are caught by the
+   loader, which PyYAML alone would silently resolve to the last one);
+2. names (space, hardware model, device, strategy, data set, metrics) against the registries, in
+   :func:`codesign.search.build.check_names`.
+
+Paths inside the file (``accuracy.data_dir``, ``hardware.device_files``) are relative to the file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from codesign.core.errors import ConfigError
+
+Direction = Literal["minimize", "maximize"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class SpaceConfig(_Strict):
+    """Which architecture space and which bit-widths per layer."""
+
+    architecture: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    weight_bits: tuple[int, ...] = (2, 4, 8)
+    act_bits: tuple[int, ...] = (4, 8)
+
+    @field_validator("weight_bits", "act_bits")
+    @classmethod
+    def _bits(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("needs at least one bit-width")
+        bad = [b for b in value if not 1 <= b <= 32]
+        if bad:
+            raise ValueError(f"bit-width {bad[0]} outside 1..32")
+        if len(set(value)) != len(value):
+            raise ValueError(f"repeated bit-width in {list(value)}")
+        return tuple(sorted(value))
+
+
+class HardwareConfig(_Strict):
+    """Which hardware model, on which device, at which clock (MHz; default: the device's own)."""
+
+    model: str = "overlay"
+    device: str | None = None
+    clock_mhz: float | None = None
+    device_files: tuple[str, ...] = ()
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("clock_mhz")
+    @classmethod
+    def _clock(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"must be a positive number of MHz, got {value}")
+        return value
+
+
+class AccuracyConfig(_Strict):
+    """How accuracy is obtained: ``scratch`` trains each candidate, ``supernet`` inherits weights from a
+    trained weight-sharing supernet, ``table`` looks a tabular benchmark up."""
+
+    method: Literal["scratch", "supernet", "table"] = "scratch"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    epochs: int = Field(default=3, ge=1, le=1000)
+    batch_size: int = Field(default=64, ge=1)
+    lr: float = Field(default=3e-3, gt=0)
+    train_subset: int | None = Field(default=None, ge=10)
+    qat_steps: int = Field(default=0, ge=0)
+    """Quantization-aware fine-tuning steps after calibration (0: post-training quantization only)."""
+    metric: str | None = None
+    cache_dir: str | None = None
+    threads: int = Field(default=1, ge=1, le=256)
+    """torch intra-op threads while training and measuring (1 is fastest for small networks)."""
+    supernet: dict[str, Any] = Field(default_factory=dict)
+    """Options of the supernet's training schedule (``method: supernet``), e.g. ``{steps: 1500}``."""
+
+
+class StrategyConfig(_Strict):
+    name: str = "hao"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class BudgetConfig(_Strict):
+    trials: int = Field(default=50, ge=1)
+    seed: int = Field(default=0, ge=0)
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+class OutputConfig(_Strict):
+    dir: str | None = None
+
+
+_CONSTRAINT = re.compile(r"^\s*(<=|>=)\s*([-+0-9.eE]+|inf)\s*$")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``metric op bound``; :meth:`value` is <= 0 exactly when the constraint holds (Optuna's convention)."""
+
+    metric: str
+    op: str
+    bound: float
+
+    def value(self, metric_value: float) -> float:
+        return metric_value - self.bound if self.op == "<=" else self.bound - metric_value
+
+    def holds(self, metric_value: float) -> bool:
+        return self.value(metric_value) <= 0.0
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.bound:g}"
+
+
+def parse_constraint(metric: str, text: object) -> Constraint:
+    """``"<= 0.8"`` or ``">= 0.95"``; a bare number means ``<=``."""
+    if isinstance(text, bool):
+        raise ValueError(f"expected '<= number' or '>= number', got {text!r}")
+    if isinstance(text, int | float):
+        return Constraint(metric, "<=", float(text))
+    match = _CONSTRAINT.match(str(text))
+    if not match:
+        raise ValueError(f"expected '<= number' or '>= number', got {text!r}")
+    bound = float(match.group(2))
+    if not math.isfinite(bound):
+        raise ValueError(f"bound must be finite, got {text!r}")
+    return Constraint(metric, match.group(1), bound)
+
+
+class _Experiment(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    space: SpaceConfig
+    hardware: HardwareConfig = Field(default_factory=HardwareConfig)
+    accuracy: AccuracyConfig = Field(default_factory=AccuracyConfig)
+    objectives: dict[str, Direction]
+    constraints: dict[str, str | float] = Field(default_factory=dict)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("needs at least one objective, e.g. {accuracy: maximize, latency_ms: minimize}")
+        return value
+
+    @model_validator(mode="after")
+    def _constraints(self) -> _Experiment:
+        for metric, text in self.constraints.items():
+            try:
+                parse_constraint(metric, text)
+            except ValueError as exc:
+                raise _PathError(("constraints", metric), str(exc)) from None
+        return self
+
+
+class _PathError(ValueError):
+    def __init__(self, path: tuple[str, ...], message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A validated experiment. ``source`` is the file it came from (paths inside are relative to it)."""
+
+    name: str
+    description: str
+    space: SpaceConfig
+    hardware: HardwareConfig
+    accuracy: AccuracyConfig
+    objectives: tuple[tuple[str, str], ...]
+    constraints: tuple[Constraint, ...]
+    strategy: StrategyConfig
+    budget: BudgetConfig
+    output: OutputConfig
+    source: Path | None = None
+
+    @property
+    def objective_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.objectives)
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return tuple(direction for _, direction in self.objectives)
+
+    def resolve(self, path: str | None) -> Path | None:
+        """A path from the file, made absolute relative to the file's folder."""
+        if path is None:
+            return None
+        p = Path(path).expanduser()
+        if p.is_absolute() or self.source is None:
+            return p
+        return (self.source.parent / p).resolve()
+
+    def output_dir(self, override: str | Path | None = None) -> Path:
+        if override is not None:
+            return Path(override)
+        return Path(self.output.dir) if self.output.dir else Path("runs") / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "space": self.space.model_dump(),
+            "hardware": self.hardware.model_dump(),
+            "accuracy": self.accuracy.model_dump(),
+            "objectives": dict(self.objectives),
+            "constraints": {c.metric: f"{c.op} {c.bound!r}" for c in self.constraints},
+            "strategy": self.strategy.model_dump(),
+            "budget": self.budget.model_dump(),
+            "output": self.output.model_dump(),
+        }
+
+
+def _check_duplicates(node: yaml.Node, path: tuple[str, ...]) -> None:
+    """Reject a mapping that has the same key twice, naming the full key path (PyYAML keeps the last)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    ".".join((*path, key)), f"duplicate key (lines {seen[key]} and {line}); each key may appear once"
+                )
+            seen[key] = line
+            _check_duplicates(value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicates(item, (*path, str(i)))
+
+
+def parse_yaml(text: str, *, origin: str = "<experiment>") -> Any:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return None
+        _check_duplicates(node, ())
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
+        raise ConfigError("", f"{origin}: malformed YAML at {where}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{origin}: malformed YAML: {exc}") from None
+
+
+def _allowed_keys(path: tuple[Any, ...]) -> list[str]:
+    """The keys allowed in the mapping at ``path`` (for 'unknown key' messages)."""
+    model: type[BaseModel] = _Experiment
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return []
+    return sorted(model.model_fields)
+
+
+def _format(error: Mapping[str, Any]) -> ConfigError:
+    loc = tuple(str(p) for p in error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        return ConfigError(".".join(loc), f"unknown key; allowed here: {', '.join(allowed)}")
+    if kind == "missing":
+        return ConfigError(".".join(loc), "required key is missing")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    ctx = error.get("ctx") or {}
+    inner = ctx.get("error")
+    if isinstance(inner, _PathError):
+        return ConfigError(".".join(inner.path), str(inner))
+    if kind not in ("value_error",) and "input" in error:
+        message = f"{message} (got {error['input']!r})"
+    return ConfigError(".".join(loc), message)
+
+
+def config_from_mapping(data: Any, *, source: Path | None = None, name: str | None = None) -> ExperimentConfig:
+    """Validate an already-parsed mapping (the shape check only; see :func:`codesign.search.build.check_names`)."""
+    if not isinstance(data, dict):
+        raise ConfigError("", f"an experiment must be a mapping of keys to values, got {type(data).__name__}")
+    if "name" not in data and name is not None:
+        data = {"name": name, **data}
+    try:
+        model = _Experiment.model_validate(data)
+    except ValidationError as exc:
+        raise _format(exc.errors()[0]) from None
+    return ExperimentConfig(
+        name=model.name,
+        description=model.description,
+        space=model.space,
+        hardware=model.hardware,
+        accuracy=model.accuracy,
+        objectives=tuple(model.objectives.items()),
+        constraints=tuple(parse_constraint(m, t) for m, t in model.constraints.items()),
+        strategy=model.strategy,
+        budget=model.budget,
+        output=model.output,
+        source=source,
+    )
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and shape-check one experiment file (the study name defaults to the file's stem)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("", f"experiment file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("", f"cannot read experiment file {path}: {exc}") from None
+    data = parse_yaml(text, origin=str(path))
+    return config_from_mapping(data, source=path.resolve(), name=path.stem)
+
+
+IDENTITY_KEYS = ("space", "hardware", "accuracy", "objectives", "constraints", "strategy")
+"""The parts of an experiment that must not change under an existing study."""
+
+
+def config_record(config: ExperimentConfig) -> dict[str, Any]:
+    """What a study stores about its experiment: the whole config, where it came from, and its identity."""
+    doc = config.to_dict()
+    return {**doc, "source": str(config.source) if config.source else None, "identity": {k: doc[k] for k in IDENTITY_KEYS}}
+
+
+def config_from_record(record: Mapping[str, Any]) -> ExperimentConfig:
+    """The experiment a study was run with (see :func:`config_record`)."""
+    data = {k: v for k, v in record.items() if k not in ("source", "identity")}
+    source = record.get("source")
+    return config_from_mapping(data, source=Path(source) if source else None)

@@ -1,0 +1,134 @@
+"""One call from an experiment to its stored front: build the problem, open or resume the study, search,
+and write ``front.csv`` / ``front.json`` into the output folder."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from codesign.config.experiment import ExperimentConfig
+from codesign.core.values import Evaluation
+from codesign.results.front import ParetoFront, compute_front, trials_frame
+from codesign.results.verify import VerificationReport, verify_front
+from codesign.search.build import build_problem
+from codesign.search.loop import Evaluator, Interruption, Progress, SearchOutcome, prepare_study, run_trials
+from codesign.search.problem import Problem
+from codesign.search.strategies import make_sampler
+
+FRONT_CSV = "front.csv"
+FRONT_JSON = "front.json"
+VERIFY_RANKS = 2
+"""Non-domination ranks of the searched pairs that are verified on the test split."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcome: SearchOutcome
+    front: ParetoFront
+    out_dir: Path
+    files: tuple[Path, ...]
+    verification: VerificationReport | None = None
+
+
+def sampler_evaluator(problem: Problem) -> Evaluator:
+    """Plain strategies: the sampler decides architecture and bits; the problem completes and evaluates."""
+
+    def evaluate(trial: optuna.Trial) -> Evaluation:
+        _, candidate = problem.suggest(trial)
+        return problem.evaluate(candidate)
+
+    return evaluate
+
+
+def _with_threads(evaluate: Evaluator, threads: int) -> Evaluator:
+    """Each evaluation (training, Hessian traces, measurement) runs with ``threads`` torch threads."""
+    from codesign.nn.training import torch_threads
+
+    def run(trial: optuna.Trial) -> Evaluation:
+        with torch_threads(threads):
+            return evaluate(trial)
+
+    return run
+
+
+def sampler_factory(config: ExperimentConfig, problem: Problem) -> Callable[[int], optuna.samplers.BaseSampler]:
+    """Seed -> the strategy's outer sampler (``hao``: the predictor-guided sampler over ``problem``)."""
+    if config.strategy.name == "hao":
+        from codesign.search.guided import guided_sampler_for
+        from codesign.search.hao import HAOOptions
+
+        options = dict(HAOOptions.parse(config.strategy.options).sampler or {})
+        return lambda seed: guided_sampler_for(problem, seed=seed, options=options)
+    return lambda seed: make_sampler(config.strategy.name, seed, dict(config.strategy.options))
+
+
+def front_of(config: ExperimentConfig, study: optuna.Study, *, verified: bool = False, max_rank: int = 0) -> ParetoFront:
+    return compute_front(
+        trials_frame(study),
+        study=study.study_name,
+        objectives=config.objectives,
+        constraints=config.constraints,
+        verified_only=verified,
+        max_rank=max_rank,
+    )
+
+
+def write_front(front: ParetoFront, out_dir: Path, report: VerificationReport | None = None) -> tuple[Path, ...]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = front.to_csv(out_dir / FRONT_CSV)
+    json_path = out_dir / FRONT_JSON
+    front.to_json(json_path, extra={"verification": report.to_dict() if report else None})
+    return csv_path, json_path
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    storage: str | None = None,
+    out_dir: str | Path | None = None,
+    trials: int | None = None,
+    worker: int = 0,
+    on_progress: Callable[[Progress], None] | None = None,
+    verify: bool = True,
+    interruption: Interruption | None = None,
+) -> RunResult:
+    """Search until the study holds ``trials`` (default: the experiment's budget) completed trials, then
+    (``verify``) measure the front's pairs on the test split and recompute the front from those numbers."""
+    problem = build_problem(config)
+    out = config.output_dir(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    study, _ = prepare_study(config, storage=storage, out_dir=out, make_sampler=sampler_factory(config, problem), worker=worker)
+    target = trials if trials is not None else config.budget.trials
+    if config.strategy.name == "hao":
+        from codesign.search.hao import hao_evaluator
+
+        evaluate = hao_evaluator(config, problem, study)
+    else:
+        evaluate = sampler_evaluator(problem)
+    evaluate = _with_threads(evaluate, config.accuracy.threads)
+    label = f"{socket.gethostname()}:{os.getpid()}:{worker}"
+    outcome = run_trials(
+        config,
+        study,
+        evaluate,
+        target=target,
+        timeout_s=config.budget.timeout_s,
+        on_progress=on_progress,
+        worker=label,
+        interruption=interruption,
+    )
+    front = front_of(config, study)
+    report = None
+    if verify and not outcome.interrupted:  # the trial budget, or the time budget, was used up
+        # the next rank too, so that a pair that drops off the front on test data can be replaced
+        pool = front_of(config, study, max_rank=VERIFY_RANKS - 1)
+        report = verify_front(problem, study, pool, threads=config.accuracy.threads)
+        if report is not None:
+            front = front_of(config, study, verified=True)
+    files = write_front(front, out, report)
+    return RunResult(outcome, front, out, files, report)

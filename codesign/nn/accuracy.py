@@ -1,0 +1,83 @@
+"""Real accuracy for a search: the experiment's ``accuracy`` section turned into a measuring evaluator.
+
+Nothing heavy happens until the first measurement: data are loaded and (for ``supernet``) the supernet is
+trained or read from the cache then. Measurements are cached on disk by content hash, so resumed runs,
+other strategies and other workers reuse them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from codesign.config.experiment import ExperimentConfig
+from codesign.core.errors import CodesignError, ConfigError
+from codesign.nn.training import Measurement, TrainSchedule, torch_threads
+
+
+def default_cache_dir() -> Path:
+    """``$CODESIGN_CACHE``, else ``$XDG_CACHE_HOME/codesign``, else ``~/.cache/codesign``."""
+    if os.environ.get("CODESIGN_CACHE"):
+        return Path(os.environ["CODESIGN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "codesign"
+
+
+class LazyEvaluator:
+    """Builds the data splits and the evaluator on first use; then measures candidates."""
+
+    def __init__(self, config: ExperimentConfig, space: Any) -> None:
+        self._config = config
+        self._space = space
+        self._evaluator: Any = None
+
+    @property
+    def evaluator(self) -> Any:
+        if self._evaluator is None:
+            self._evaluator = self._build()
+        return self._evaluator
+
+    def _build(self) -> Any:
+        from codesign.nn.data import load_dataset
+
+        acc = self._config.accuracy
+        seed = self._config.budget.seed
+        root = self._config.resolve(acc.data_dir)
+        data = load_dataset(acc.dataset, root=root, seed=seed, train_subset=acc.train_subset)
+        if data.input_shape != tuple(self._space.input_shape):
+            raise ConfigError(
+                "accuracy.dataset",
+                f"{acc.dataset} images are {data.input_shape} but space {self._space.name!r} expects {tuple(self._space.input_shape)}",
+            )
+        cache = self._config.resolve(acc.cache_dir) or default_cache_dir()
+        schedule = TrainSchedule(epochs=acc.epochs, batch_size=acc.batch_size, lr=acc.lr, qat_steps=acc.qat_steps)
+        if acc.method == "supernet":
+            from codesign.nn.supernet import SupernetEvaluator, SupernetSchedule
+
+            try:
+                options: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in acc.supernet.items()}
+                supernet = SupernetSchedule(**options)
+            except TypeError as exc:
+                raise ConfigError("accuracy.supernet", f"unknown supernet option: {exc}") from None
+            except CodesignError as exc:
+                raise ConfigError("accuracy.supernet", str(exc)) from None
+            return SupernetEvaluator(
+                self._space, data, schedule=schedule, supernet_schedule=supernet, cache=str(cache), seed=seed, threads=acc.threads
+            )
+        from codesign.nn.training import ScratchEvaluator
+
+        return ScratchEvaluator(self._space, data, schedule=schedule, cache=str(cache), seed=seed, threads=acc.threads)
+
+    def measure(self, arch: Any, weight_bits: Any, act_bits: Any, *, split: str = "val") -> Measurement:
+        with torch_threads(self._config.accuracy.threads):
+            result: Measurement = self.evaluator.measure(arch, weight_bits, act_bits, split=split)
+        return result
+
+    def trained_model(self, arch: Any, weight_bits: Any, act_bits: Any) -> Any:
+        with torch_threads(self._config.accuracy.threads):
+            return self.evaluator.trained_model(arch, weight_bits, act_bits)
+
+
+def make_accuracy_source(config: ExperimentConfig, space: Any) -> LazyEvaluator:
+    return LazyEvaluator(config, space)

@@ -1,0 +1,180 @@
+"""Data sets for measuring accuracy: MNIST from its standard IDX files and scikit-learn's 8x8 digits.
+
+Splits are seeded and disjoint: for MNIST the official 10,000-image test set is the test split and the
+validation split is carved out of the 60,000 training images; digits (1,797 images) is split
+stratified into train / validation / test. Images are float32 tensors ``(N, 1, H, W)`` normalised with
+the training split's mean and standard deviation; labels are int64. A search only ever sees the
+validation split; the test split is for the final report.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from codesign.core.errors import CodesignError
+
+DATASETS = ("digits", "mnist")
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+_IDX_MAGIC = {2051: 3, 2049: 1}  # magic number -> number of dimensions (images, labels)
+
+
+@dataclass(frozen=True, eq=False)
+class DataSplits:
+    """Train / validation / test tensors of one data set under one seed."""
+
+    name: str
+    seed: int
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int = 10
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.train_x.shape[1:]
+        return int(c), int(h), int(w)
+
+    def split(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` of ``"train"``, ``"val"`` or ``"test"``."""
+        if which not in ("train", "val", "test"):
+            raise CodesignError(f"unknown split {which!r}; expected train, val or test")
+        return getattr(self, f"{which}_x"), getattr(self, f"{which}_y")
+
+    def describe(self) -> dict[str, object]:
+        """What identifies these splits (for cache keys)."""
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "sizes": [len(self.train_y), len(self.val_y), len(self.test_y)],
+        }
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One gzip-compressed IDX file (images ``(N, rows, cols)`` or labels ``(N,)``) as uint8, after checking
+    its magic number and that its size matches its header."""
+    if not path.is_file():
+        raise CodesignError(f"MNIST file missing: {path}")
+    try:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError) as exc:
+        raise CodesignError(f"MNIST file {path} is not a readable gzip file: {exc}") from None
+    if len(raw) < 8:
+        raise CodesignError(f"MNIST file {path} is truncated ({len(raw)} bytes)")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic not in _IDX_MAGIC:
+        raise CodesignError(
+            f"MNIST file {path}: bad magic number {magic}; expected 2051 (images) or 2049 (labels)"
+        )
+    ndim = _IDX_MAGIC[magic]
+    header = 4 + 4 * ndim
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims))
+    if len(raw) != expected:
+        raise CodesignError(
+            f"MNIST file {path}: header says {dims} ({expected} bytes), file has {len(raw)} bytes"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def load_mnist_arrays(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(train_images, train_labels, test_images, test_labels)`` from the four IDX files in ``root``."""
+    root = Path(root)
+    arrays = {key: read_idx(root / filename) for key, filename in MNIST_FILES.items()}
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        if len(images) != len(labels):
+            raise CodesignError(f"MNIST in {root}: {len(images)} {part} images but {len(labels)} labels")
+        if labels.max(initial=0) > 9:
+            raise CodesignError(f"MNIST in {root}: {part} labels outside 0..9")
+    return arrays["train_images"], arrays["train_labels"], arrays["test_images"], arrays["test_labels"]
+
+
+def default_mnist_root() -> Path:
+    """``../shared/data/mnist`` beside the checkout (where this repository's experiments keep MNIST)."""
+    return Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+
+
+def _stratified_split(
+    labels: np.ndarray, fractions: tuple[float, ...], rng: np.random.Generator
+) -> list[np.ndarray]:
+    parts: list[list[np.ndarray]] = [[] for _ in fractions]
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        bounds = np.round(np.cumsum(fractions) * len(idx)).astype(int)
+        for i, chunk in enumerate(np.split(idx, bounds[:-1])):
+            parts[i].append(chunk)
+    return [rng.permutation(np.concatenate(p)) for p in parts]
+
+
+def _tensors(images: np.ndarray, mean: float, std: float) -> torch.Tensor:
+    x = torch.from_numpy(images.astype(np.float32))
+    return ((x - mean) / std).unsqueeze(1).contiguous()
+
+
+def load_dataset(
+    name: str,
+    *,
+    root: str | Path | None = None,
+    seed: int = 0,
+    train_subset: int | None = None,
+    val_size: int | None = None,
+) -> DataSplits:
+    """Seeded splits of ``"digits"`` or ``"mnist"`` (from ``root``, default :func:`default_mnist_root`).
+
+    ``train_subset`` keeps that many (seeded, random) training images; ``val_size`` is the number of
+    validation images (MNIST default 5,000; digits uses a 60/20/20 stratified split).
+    """
+    if name not in DATASETS:
+        raise CodesignError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    rng = np.random.default_rng(seed)
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        images, labels = (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
+        train_idx, val_idx, test_idx = _stratified_split(labels, (0.6, 0.2, 0.2), rng)
+        if val_size is not None:
+            val_idx = val_idx[:val_size]
+        train = (images[train_idx], labels[train_idx])
+        val = (images[val_idx], labels[val_idx])
+        test = (images[test_idx], labels[test_idx])
+    else:
+        tr_x, tr_y, te_x, te_y = load_mnist_arrays(Path(root) if root is not None else default_mnist_root())
+        n_val = 5000 if val_size is None else int(val_size)
+        if not 0 < n_val < len(tr_y):
+            raise CodesignError(f"mnist: val_size must be in (0, {len(tr_y)}), got {n_val}")
+        order = rng.permutation(len(tr_y))
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        train = (tr_x[train_idx] / 255.0, tr_y[train_idx].astype(np.int64))
+        val = (tr_x[val_idx] / 255.0, tr_y[val_idx].astype(np.int64))
+        test = (te_x / 255.0, te_y.astype(np.int64))
+    if train_subset is not None:
+        if not 0 < train_subset <= len(train[1]):
+            raise CodesignError(f"{name}: train_subset must be in (0, {len(train[1])}], got {train_subset}")
+        keep = rng.permutation(len(train[1]))[:train_subset]
+        train = (train[0][keep], train[1][keep])
+    mean, std = float(train[0].mean()), float(train[0].std())
+    return DataSplits(
+        name=name,
+        seed=seed,
+        train_x=_tensors(train[0], mean, std),
+        train_y=torch.from_numpy(train[1]),
+        val_x=_tensors(val[0], mean, std),
+        val_y=torch.from_numpy(val[1]),
+        test_x=_tensors(test[0], mean, std),
+        test_y=torch.from_numpy(test[1]),
+    )

@@ -1,0 +1,338 @@
+"""Measured hardware as a plug-in: a hardware model backed by a latency predictor learned from a user's own
+measurements (``codesign hardware import``).
+
+With few measurements (10-50) a simulator's estimate serves as a prior and only the correction is learned:
+a non-negative linear calibration of the simulated latency, optionally with a per-kernel-type cost table
+or a small tree model of the remaining log ratio. Without a prior the candidates are a per-kernel-type
+cost table and a scale model with a tree correction. The candidate with the lowest cross-validated MAPE
+wins; its out-of-fold errors give the confidence reported with the model and a per-prediction interval.
+
+A saved model is a folder ``<models>/<name>/`` holding ``measured.json`` and the predictor folders
+``latency/`` (and ``energy/`` when energy was measured). :func:`load_measured` finds it by name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codesign.core.errors import CodesignError
+from codesign.core.values import AcceleratorConfig, HardwareReport, Network, Resources
+from codesign.predictors.latency import LatencyPredictor
+from codesign.predictors.metrics import RegressionMetrics, regression_metrics
+from simulators.base import HardwareModel
+
+MEASURED_FORMAT_VERSION = 1
+META_FILE = "measured.json"
+MODELS_ENV = "CODESIGN_MODELS"
+"""Environment variable naming the folder that holds measured models (default ``./models``)."""
+
+_CANDIDATES_WITH_PRIOR = (("prior", "none"), ("prior+kernels", "none"), ("prior", "xgboost"))
+_CANDIDATES_WITHOUT_PRIOR = (("kernels", "none"), ("scale", "none"), ("scale", "xgboost"))
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """How far to trust a measured model: cross-validated metrics of the chosen method and the 5 %/95 %
+    quantiles of ``measured / predicted`` out of fold (a per-prediction 90 % interval is
+    ``[prediction * low, prediction * high]``)."""
+
+    method: str
+    folds: int
+    cv_mape: float
+    cv_within_10: float
+    cv_spearman: float
+    interval_low: float
+    interval_high: float
+    candidates: tuple[tuple[str, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["candidates"] = [list(c) for c in self.candidates]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Confidence:
+        return cls(**{**data, "candidates": tuple((str(m), float(v)) for m, v in data["candidates"])})
+
+
+def _predictor(base: str, residual: str, seed: int) -> LatencyPredictor:
+    # small shallow trees: tables here hold tens of rows
+    return LatencyPredictor(
+        base=base,
+        residual=residual,
+        seed=seed,
+        n_estimators=150,
+        max_depth=2,
+        learning_rate=0.1,
+        min_child_weight=2.0,
+    )
+
+
+def _folds(n: int, seed: int) -> list[np.ndarray]:
+    k = n if n <= 20 else 5  # leave-one-out for the smallest tables
+    order = np.random.default_rng(seed).permutation(n)
+    return [order[i::k] for i in range(k)]
+
+
+def _out_of_fold(
+    base: str,
+    residual: str,
+    networks: Sequence[Network],
+    accels: Sequence[AcceleratorConfig | None],
+    y: np.ndarray,
+    prior: np.ndarray | None,
+    seed: int,
+) -> np.ndarray:
+    oof = np.empty_like(y)
+    for test in _folds(len(y), seed):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
+        model = _predictor(base, residual, seed).fit(
+            pick(train, networks),
+            pick(train, accels),
+            y[train],
+            prior_ms=None if prior is None else prior[train],
+        )
+        oof[test] = model.predict(
+            pick(test, networks), pick(test, accels), prior_ms=None if prior is None else prior[test]
+        )
+    return oof
+
+
+def fit_with_confidence(
+    networks: Sequence[Network],
+    accels: Sequence[AcceleratorConfig | None],
+    y: np.ndarray,
+    prior: np.ndarray | None,
+    seed: int,
+) -> tuple[LatencyPredictor, Confidence, RegressionMetrics]:
+    """Choose the method with the lowest cross-validated MAPE, refit it on every row, and report."""
+    if len(y) < 5:
+        raise CodesignError(f"measured model: need at least 5 measurements, got {len(y)}")
+    candidates: tuple[tuple[str, str], ...] = (
+        _CANDIDATES_WITH_PRIOR if prior is not None else _CANDIDATES_WITHOUT_PRIOR
+    )
+    if len(y) < 20:  # trees on a handful of rows only memorise them
+        candidates = tuple(c for c in candidates if c[1] == "none")
+    scored = []
+    for base, residual in candidates:
+        oof = _out_of_fold(base, residual, networks, accels, y, prior, seed)
+        scored.append((float(np.mean(np.abs(oof - y) / y)), f"{base}/{residual}", oof, base, residual))
+    best = min(scored, key=lambda s: s[0])
+    _, method, oof, base, residual = best
+    metrics = regression_metrics(y, oof)
+    ratio = np.log(y / oof)
+    confidence = Confidence(
+        method=method, folds=len(_folds(len(y), seed)), cv_mape=metrics.mape, cv_within_10=metrics.within_10,
+        cv_spearman=metrics.spearman, interval_low=float(np.exp(np.quantile(ratio, 0.05))),
+        interval_high=float(np.exp(np.quantile(ratio, 0.95))), candidates=tuple((s[1], s[0]) for s in scored),
+    )  # fmt: skip
+    model = _predictor(base, residual, seed).fit(networks, accels, y, prior_ms=prior)
+    return model, confidence, metrics
+
+
+class MeasuredModel:
+    """A hardware model whose latency (and energy, when measured) comes from a predictor fitted to
+    measurements. ``prior`` is the simulator used as a prior (``None`` for none), ``device``/``clock_mhz``
+    the device its best accelerator is chosen on when a call gives no accelerator configuration.
+    Resources and feasibility come from the prior's report (zero and feasible without a prior)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        latency: LatencyPredictor,
+        confidence: Confidence,
+        prior: HardwareModel | None = None,
+        prior_name: str | None = None,
+        device: str | None = None,
+        clock_mhz: float | None = None,
+        energy: LatencyPredictor | None = None,
+        energy_confidence: Confidence | None = None,
+        uses_accel: bool = False,
+    ) -> None:
+        self.name = name
+        self.latency = latency
+        self.confidence = confidence
+        self.prior = prior
+        self.prior_name = prior_name
+        self.device = device
+        self.clock_mhz = clock_mhz
+        self.energy = energy
+        self.energy_confidence = energy_confidence
+        self.uses_accel = uses_accel
+        """Whether the measurements named accelerator configurations; when not, the one a call passes is
+        ignored (the measured device is one fixed design)."""
+
+    fidelity = "predicted"
+    """Its numbers are predictions learned from measurements (the search records them as such)."""
+
+    @staticmethod
+    def prior_reports(
+        prior: HardwareModel,
+        networks: Sequence[Network],
+        accels: Sequence[AcceleratorConfig | None],
+        device: str | None,
+        clock_mhz: float | None,
+    ) -> list[HardwareReport]:
+        """The prior's report per row: on the row's accelerator, else on the latency-optimal one of ``device``."""
+        reports = []
+        for net, acc in zip(networks, accels, strict=True):
+            if acc is not None:
+                reports.append(prior.evaluate(net, acc))
+                continue
+            best = getattr(prior, "best_accelerator", None)
+            if best is None or device is None:
+                raise CodesignError(
+                    f"measured model: the prior {getattr(prior, 'name', prior)!r} needs an accelerator configuration per row, "
+                    "or a device to choose the best one on (--device) when it can optimise one"
+                )
+            reports.append(best(net, device, clock_mhz)[1])
+        return reports
+
+    @classmethod
+    def fit(
+        cls,
+        *,
+        name: str,
+        networks: Sequence[Network],
+        accels: Sequence[AcceleratorConfig | None],
+        latency_ms: Sequence[float],
+        energy_mj: Sequence[float] | None = None,
+        prior: HardwareModel | None = None,
+        prior_name: str | None = None,
+        device: str | None = None,
+        clock_mhz: float | None = None,
+        seed: int = 0,
+    ) -> MeasuredModel:
+        """Learn from measurements, choosing the method by cross-validation (see the module docstring)."""
+        y = np.asarray(latency_ms, dtype=float)
+        prior_lat = prior_energy = None
+        if prior is not None:
+            reports = cls.prior_reports(prior, networks, accels, device, clock_mhz)
+            prior_lat = np.array([r.latency_ms for r in reports])
+            prior_energy = np.array([r.energy_mj for r in reports])
+        latency, confidence, _ = fit_with_confidence(networks, accels, y, prior_lat, seed)
+        energy = energy_conf = None
+        if energy_mj is not None:
+            energy, energy_conf, _ = fit_with_confidence(
+                networks, accels, np.asarray(energy_mj, dtype=float), prior_energy, seed
+            )
+        return cls(name=name, latency=latency, confidence=confidence, prior=prior, prior_name=prior_name, device=device,
+                   clock_mhz=clock_mhz, energy=energy, energy_confidence=energy_conf,
+                   uses_accel=any(a is not None for a in accels))  # fmt: skip
+
+    def _prior_report(self, network: Network, accel: AcceleratorConfig | None) -> HardwareReport | None:
+        if self.prior is None:
+            return None
+        return self.prior_reports(self.prior, [network], [accel], self.device, self.clock_mhz)[0]
+
+    def predict_interval(
+        self, network: Network, accel: AcceleratorConfig | None = None
+    ) -> tuple[float, float, float]:
+        """(low, predicted, high) latency in ms, the bounds being the 90 % cross-validated interval."""
+        latency = self.evaluate(network, accel).latency_ms
+        return latency * self.confidence.interval_low, latency, latency * self.confidence.interval_high
+
+    def evaluate(self, network: Network, accel: AcceleratorConfig | None = None) -> HardwareReport:
+        """Predicted latency (ms) and energy (mJ); energy without measurements is the prior's at the same
+        average power, and NaN with neither (an objective over it is then meaningless, not zero)."""
+        if not self.uses_accel:
+            accel = None
+        prior = self._prior_report(network, accel)
+        prior_lat = None if prior is None else [prior.latency_ms]
+        latency = float(self.latency.predict([network], [accel], prior_ms=prior_lat)[0])
+        if self.energy is not None:
+            prior_e = None if prior is None else [prior.energy_mj]
+            energy = float(self.energy.predict([network], [accel], prior_ms=prior_e)[0])
+        elif prior is not None:
+            energy = prior.energy_mj * latency / prior.latency_ms
+        else:
+            energy = math.nan
+        if prior is None:
+            return HardwareReport(
+                latency_ms=latency,
+                throughput_fps=1e3 / latency,
+                energy_mj=energy,
+                resources=Resources(),
+                device_resources=Resources(),
+            )
+        # a pipelined prior's throughput exceeds 1/latency; keep its ratio
+        speedup = prior.throughput_fps * prior.latency_ms / 1e3
+        return HardwareReport(
+            latency_ms=latency, throughput_fps=speedup * 1e3 / latency, energy_mj=energy, resources=prior.resources,
+            device_resources=prior.device_resources, violations=prior.violations,
+        )  # fmt: skip
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the model into ``folder`` (conventionally ``<models>/<name>``)."""
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        self.latency.save(path / "latency")
+        if self.energy is not None:
+            self.energy.save(path / "energy")
+        meta = {
+            "format_version": MEASURED_FORMAT_VERSION, "name": self.name, "prior": self.prior_name,
+            "device": self.device, "clock_mhz": self.clock_mhz, "uses_accel": self.uses_accel, "confidence": self.confidence.to_dict(),
+            "energy_confidence": None if self.energy_confidence is None else self.energy_confidence.to_dict(),
+        }  # fmt: skip
+        (path / META_FILE).write_text(json.dumps(meta, indent=1))
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> MeasuredModel:
+        """Read a model saved by :meth:`save`; the prior is rebuilt by name from the hardware-model registry."""
+        path = Path(folder)
+        if not (path / META_FILE).is_file():
+            raise CodesignError(f"no measured hardware model at {path}: {META_FILE} not found")
+        try:
+            meta = json.loads((path / META_FILE).read_text())
+        except json.JSONDecodeError as exc:
+            raise CodesignError(f"{path / META_FILE}: not valid JSON ({exc.msg})") from exc
+        if meta.get("format_version") != MEASURED_FORMAT_VERSION:
+            raise CodesignError(
+                f"{path / META_FILE}: format version {meta.get('format_version')!r}, this version reads {MEASURED_FORMAT_VERSION}"
+            )
+        prior = None
+        if meta.get("prior"):
+            from simulators.registry import make_hardware_model
+
+            prior = make_hardware_model(str(meta["prior"]))
+        energy_path = path / "energy"
+        return cls(
+            name=str(meta["name"]), latency=LatencyPredictor.load(path / "latency"), confidence=Confidence.from_dict(meta["confidence"]),
+            prior=prior, prior_name=meta.get("prior"), device=meta.get("device"), clock_mhz=meta.get("clock_mhz"),
+            energy=LatencyPredictor.load(energy_path) if energy_path.is_dir() else None,
+            energy_confidence=None if meta.get("energy_confidence") is None else Confidence.from_dict(meta["energy_confidence"]),
+            uses_accel=bool(meta.get("uses_accel", False)),
+        )  # fmt: skip
+
+
+def models_dir(explicit: str | Path | None = None) -> Path:
+    """Where measured models live: ``explicit``, else ``$CODESIGN_MODELS``, else ``./models``."""
+    if explicit is not None:
+        return Path(explicit)
+    return Path(os.environ.get(MODELS_ENV) or "models")
+
+
+def load_measured(name: str, directory: str | Path | None = None) -> MeasuredModel:
+    """The measured model saved as ``<directory>/<name>`` (``measured:NAME`` in an experiment).
+
+    Keyword-compatible with the hardware-model registry: registered as ``measured =
+    codesign.predictors.measured:load_measured``, ``make_hardware_model("measured", name="board")`` opens it."""
+    folder = models_dir(directory) / name
+    if not (folder / META_FILE).is_file():
+        root = models_dir(directory)
+        known = sorted(p.name for p in root.iterdir() if (p / META_FILE).is_file()) if root.is_dir() else []
+        raise CodesignError(
+            f"unknown measured hardware model {name!r} in {root}; known: {', '.join(known) or 'none'}"
+        )
+    return MeasuredModel.load(folder)

@@ -1,0 +1,383 @@
+"""Querying Pareto fronts from a study's storage alone: as a pandas DataFrame and as typed pairs,
+filtered by constraints, re-ranked on other objectives, exported, plotted and compared.
+
+Numbers verified after the search (real test accuracy, re-simulated hardware) replace the searched
+ones, and the ``fidelity.<metric>`` column says which is which.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from codesign.config.experiment import Constraint, parse_constraint
+from codesign.core import pareto
+from codesign.core.errors import CodesignError
+from codesign.core.values import Candidate
+from codesign.search.storage import (
+    ATTR_CANDIDATE,
+    ATTR_ERROR,
+    ATTR_FIDELITY,
+    ATTR_METRICS,
+    ATTR_VERIFIED,
+    ATTR_VIOLATIONS,
+    load_experiment,
+    open_existing_storage,
+    pick_study,
+)
+
+MAXIMIZED_METRICS = ("accuracy", "throughput_fps")
+"""Metrics that are better when larger (besides names ending in ``_acc`` or ``accuracy``)."""
+
+_WHERE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|!=|<|>)\s*([-+0-9.eE]+|inf)\s*$")
+
+
+def default_direction(metric: str) -> str:
+    if metric in MAXIMIZED_METRICS or metric.endswith("accuracy") or metric.endswith("_acc"):
+        return "maximize"
+    return "minimize"
+
+
+def parse_objectives(text: str) -> tuple[tuple[str, str], ...]:
+    """``"accuracy,latency_ms"`` or ``"accuracy:max,energy_mj:min"`` into (metric, direction) pairs."""
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, _, direction = part.partition(":")
+        direction = {"": default_direction(name), "min": "minimize", "max": "maximize"}.get(direction, direction)
+        if direction not in pareto.DIRECTIONS:
+            raise CodesignError(f"objective {part!r}: direction must be min, max, minimize or maximize")
+        out.append((name, direction))
+    if not out:
+        raise CodesignError(f"objectives {text!r}: name at least one metric")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One ``--where`` condition such as ``latency_ms<5``."""
+
+    metric: str
+    op: str
+    value: float
+
+    @classmethod
+    def parse(cls, text: str) -> Filter:
+        match = _WHERE.match(text)
+        if not match:
+            raise CodesignError(f"filter {text!r}: expected METRIC OP NUMBER with OP one of <, <=, >, >=, ==, !=")
+        return cls(match.group(1), match.group(2), float(match.group(3)))
+
+    def mask(self, column: pd.Series) -> np.ndarray:
+        values = column.to_numpy(dtype=float)
+        ops = {
+            "<": np.less,
+            "<=": np.less_equal,
+            ">": np.greater,
+            ">=": np.greater_equal,
+            "==": np.equal,
+            "!=": np.not_equal,
+        }
+        return np.asarray(ops[self.op](values, self.value))
+
+
+def parse_filters(texts: Iterable[str]) -> tuple[Filter, ...]:
+    return tuple(Filter.parse(part) for text in texts for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class FrontPair:
+    """One Pareto-optimal model-accelerator pair."""
+
+    trial: int
+    candidate: Candidate
+    metrics: Mapping[str, float]
+    fidelity: Mapping[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trial": self.trial,
+            "key": self.candidate.key,
+            "candidate": self.candidate.to_dict(),
+            "metrics": {k: _finite_or_none(v) for k, v in self.metrics.items()},
+            "fidelity": dict(self.fidelity),
+        }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def bits_summary(candidate: Candidate) -> str:
+    """Layers per (weight, activation) bit pair, e.g. ``w4a4:10 w8a4:5``."""
+    counts: dict[tuple[int, int], int] = {}
+    for w, a in zip(candidate.weight_bits, candidate.act_bits, strict=False):
+        counts[(w, a)] = counts.get((w, a), 0) + 1
+    return " ".join(f"w{w}a{a}:{n}" for (w, a), n in sorted(counts.items()))
+
+
+def accelerator_summary(candidate: Candidate) -> str:
+    """``overlay tm=64 tn=8 tr=4 tc=4 @200MHz`` (per-layer tuples shown by their length)."""
+    accel = candidate.accelerator
+    if accel is None:
+        return ""
+    params = " ".join(f"{k}={'[' + str(len(v)) + ']' if isinstance(v, tuple) else v}" for k, v in accel.params)
+    return f"{accel.template} {params} @{accel.clock_mhz:g}MHz"
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per finished trial: candidate columns, every metric (verified where known), the fidelity of
+    each metric (``fidelity.<metric>``), feasibility and any error."""
+    rows = []
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    verified = study.user_attrs.get(ATTR_VERIFIED) or {}
+    for t in study.get_trials(deepcopy=False, states=states):
+        cand = t.user_attrs.get(ATTR_CANDIDATE)
+        metrics = {k: _number(v) for k, v in (t.user_attrs.get(ATTR_METRICS) or {}).items()}
+        fidelity = dict(t.user_attrs.get(ATTR_FIDELITY) or {})
+        check = verified.get(str(t.number))
+        if check:
+            searched = {f"searched.{k}": v for k, v in metrics.items() if k in ("accuracy", "latency_ms")}
+            metrics.update({k: _number(v) for k, v in check["metrics"].items()})
+            fidelity.update({k: f"{v} ({check.get('split', 'test')})" if k == "accuracy" else v for k, v in check["fidelity"].items()})
+            metrics.update(searched)
+        candidate = Candidate.from_dict(cand) if cand else None
+        row: dict[str, Any] = {
+            "trial": t.number,
+            "state": t.state.name,
+            "key": candidate.key if candidate else "",
+            "arch": candidate.arch_id if candidate else "",
+            "bits": bits_summary(candidate) if candidate else "",
+            "accelerator": accelerator_summary(candidate) if candidate else "",
+            "candidate": json.dumps(cand, sort_keys=True) if cand else "",
+            "violations": "; ".join(t.user_attrs.get(ATTR_VIOLATIONS) or []),
+            "error": t.user_attrs.get(ATTR_ERROR, ""),
+            "verified": bool(check),
+        }
+        row.update(metrics)
+        row.update({f"fidelity.{k}": v for k, v in fidelity.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class ParetoFront:
+    """The front of one study for chosen objectives and constraints; ``table`` holds its rows (sorted by
+    the first objective) and ``trials`` every finished trial."""
+
+    study: str
+    objectives: tuple[tuple[str, str], ...]
+    constraints: tuple[Constraint, ...]
+    filters: tuple[Filter, ...]
+    table: pd.DataFrame
+    trials: pd.DataFrame
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.objectives)
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return tuple(d for _, d in self.objectives)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def pairs(self) -> tuple[FrontPair, ...]:
+        out = []
+        metric_cols = [c for c in self.table.columns if c not in _META_COLUMNS and not c.startswith("fidelity.")]
+        for _, row in self.table.iterrows():
+            out.append(
+                FrontPair(
+                    trial=int(row["trial"]),
+                    candidate=Candidate.from_dict(json.loads(row["candidate"])),
+                    metrics={c: float(row[c]) for c in metric_cols if not pd.isna(row[c]) and not c.startswith("searched.")},
+                    fidelity={c.removeprefix("fidelity."): str(row[c]) for c in self.table.columns if c.startswith("fidelity.") and isinstance(row[c], str)},
+                )
+            )
+        return tuple(out)
+
+    def losses(self, frame: pd.DataFrame | None = None) -> np.ndarray:
+        frame = self.table if frame is None else frame
+        return pareto.to_losses(frame[list(self.names)].to_numpy(dtype=float), self.directions)
+
+    def hypervolume(self, reference: Sequence[float]) -> float:
+        """Hypervolume in loss space (maximised objectives negated) against ``reference`` (same space)."""
+        if self.table.empty:
+            return 0.0
+        return pareto.hypervolume(self.losses(), reference)
+
+    def summary_columns(self) -> list[str]:
+        preferred = [*self.names, "latency_ms", "throughput_fps", "energy_mj", "dsp", "lut", "bram18", "model_size_mb"]
+        extra = ["arch", "bits", "accelerator"] if self.table.get("bits", pd.Series(dtype=str)).astype(bool).any() else ["arch"]
+        return ["trial"] + [c for c in dict.fromkeys(preferred) if c in self.table.columns] + extra
+
+    def to_csv(self, path: str | Path) -> Path:
+        path = Path(path)
+        self.table.to_csv(path, index=False)
+        return path
+
+    def to_json(self, path: str | Path | None = None, *, extra: Mapping[str, Any] | None = None) -> str:
+        """The front as JSON (``extra`` adds top-level entries, e.g. a verification report)."""
+        doc: dict[str, Any] = {
+            "study": self.study,
+            "objectives": dict(self.objectives),
+            "constraints": [str(c) for c in self.constraints],
+            "filters": [f"{f.metric}{f.op}{f.value:g}" for f in self.filters],
+            "pairs": [p.to_dict() for p in self.pairs()],
+            **(extra or {}),
+        }
+        text = json.dumps(doc, indent=2)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    def plot(self, path: str | Path, x: str | None = None, y: str | None = None) -> Path:
+        """A scatter of every feasible trial with the front highlighted, saved as PNG or PDF."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        x = x or self.names[min(1, len(self.names) - 1)]
+        y = y or self.names[0]
+        for metric in (x, y):
+            if metric not in self.trials.columns:
+                raise CodesignError(f"plot: no metric {metric!r}; known: {', '.join(metric_columns(self.trials))}")
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        done = self.trials[self.trials["state"] == "COMPLETE"]
+        ax.scatter(done[x], done[y], s=12, c="0.7", label="evaluated")
+        front = self.table.sort_values(x)
+        ax.plot(front[x], front[y], "o-", c="tab:red", label="Pareto front")
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.set_title(self.study)
+        ax.legend()
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+
+_META_COLUMNS = ("trial", "state", "key", "arch", "bits", "accelerator", "candidate", "violations", "error", "verified", "feasible")
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in _META_COLUMNS and not c.startswith("fidelity.")]
+
+
+def compute_front(
+    trials: pd.DataFrame,
+    *,
+    study: str,
+    objectives: Sequence[tuple[str, str]],
+    constraints: Sequence[Constraint] = (),
+    filters: Sequence[Filter] = (),
+    verified_only: bool = False,
+    max_rank: int = 0,
+) -> ParetoFront:
+    """The feasible non-dominated rows of ``trials`` for ``objectives`` (pure; see :func:`load_front`).
+    With ``verified_only`` the front is taken over verified pairs alone, on their verified numbers;
+    ``max_rank`` > 0 also keeps the feasible rows of the next non-domination ranks."""
+    known = metric_columns(trials)
+    for name in [n for n, _ in objectives] + [c.metric for c in constraints] + [f.metric for f in filters]:
+        if name not in known:
+            raise CodesignError(f"unknown metric {name!r}; this study has: {', '.join(known) or 'no completed trial'}")
+    done = trials[trials["state"] == "COMPLETE"] if not trials.empty else trials
+    if verified_only and not done.empty:
+        done = done[done["verified"]]
+    if done.empty:
+        return ParetoFront(study, tuple(objectives), tuple(constraints), tuple(filters), done.copy(), trials)
+    keep = np.ones(len(done), dtype=bool)
+    for f in filters:
+        keep &= f.mask(done[f.metric])
+    done = done[keep]
+    g = np.stack([[c.value(v) for v in done[c.metric].to_numpy(dtype=float)] for c in constraints], axis=1) if constraints and len(done) else None
+    names = [n for n, _ in objectives]
+    losses = pareto.to_losses(done[names].to_numpy(dtype=float), [d for _, d in objectives])
+    if max_rank == 0 or not len(done):
+        mask = pareto.pareto_mask(losses, g) if len(done) else np.zeros(0, dtype=bool)
+    else:
+        mask = (pareto.pareto_ranks(losses, g) <= max_rank) & pareto.feasible_mask(g, len(done))
+    table = done[mask].drop_duplicates(subset="key", keep="first")
+    first, direction = objectives[0]
+    table = table.sort_values(first, ascending=direction == "minimize", kind="stable").reset_index(drop=True)
+    return ParetoFront(study, tuple(objectives), tuple(constraints), tuple(filters), table, trials)
+
+
+def load_front(
+    storage: str | Path,
+    *,
+    study: str | None = None,
+    objectives: Sequence[tuple[str, str]] | None = None,
+    filters: Sequence[Filter] = (),
+    ignore_constraints: bool = False,
+    verified: bool | None = None,
+) -> ParetoFront:
+    """Rebuild a study's front from its storage (a folder, a journal file or a database URL).
+
+    ``verified``: True for the front of the verified pairs on their verified numbers, False for the
+    searched front, None (default) for the verified front when the study has one."""
+    backend = open_existing_storage(storage)
+    name = pick_study(backend, study)
+    loaded = optuna.load_study(study_name=name, storage=backend)
+    experiment = load_experiment(loaded)
+    if objectives is None:
+        objectives = tuple((str(k), str(v)) for k, v in experiment["objectives"].items())
+    constraints = () if ignore_constraints else tuple(parse_constraint(m, t) for m, t in experiment.get("constraints", {}).items())
+    frame = trials_frame(loaded)
+    if verified is None:
+        verified = bool(not frame.empty and frame["verified"].any())
+    return compute_front(frame, study=name, objectives=objectives, constraints=constraints, filters=filters, verified_only=verified)
+
+
+def compare_fronts(fronts: Sequence[ParetoFront]) -> pd.DataFrame:
+    """Hypervolume of each front against one common reference (the nadir of all their feasible trials
+    plus 1% of each range), and the share of each front's pairs dominated by another front's pairs."""
+    if not fronts:
+        raise CodesignError("compare: give at least one study")
+    objectives = fronts[0].objectives
+    for f in fronts[1:]:
+        if f.objectives != objectives:
+            raise CodesignError(f"compare: study {f.study!r} has objectives {dict(f.objectives)}, expected {dict(objectives)}")
+    everything = [f.losses(f.table) for f in fronts if not f.table.empty]
+    if not everything:
+        raise CodesignError("compare: no study has a feasible pair")
+    reference = pareto.reference_point(np.vstack(everything))
+    rows = []
+    for i, f in enumerate(fronts):
+        own = f.losses() if not f.table.empty else np.zeros((0, len(objectives)))
+        others = [g.losses() for j, g in enumerate(fronts) if j != i and not g.table.empty]
+        dominated = 0.0
+        if own.size and others:
+            other = np.vstack(others)
+            hit = [(np.all(other <= p, axis=1) & np.any(other < p, axis=1)).any() for p in own]
+            dominated = float(np.mean(hit))
+        rows.append(
+            {
+                "study": f.study,
+                "pairs": len(f),
+                "trials": int((f.trials["state"] == "COMPLETE").sum()) if not f.trials.empty else 0,
+                "hypervolume": pareto.hypervolume(own, reference) if own.size else 0.0,
+                "dominated_share": dominated,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,135 @@
+"""The config boundary: the one place where names in an experiment become objects.
+
+:func:`check_names` validates every name (space, hardware model, device, clock, strategy, data set,
+metrics) and raises :class:`ConfigError` with the key path and the known names; :func:`build_problem`
+then builds the search problem. Heavy parts (data, trained models) are built lazily by the accuracy
+source, on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codesign.config.experiment import ExperimentConfig
+from codesign.core.errors import CodesignError, ConfigError
+from codesign.search.problem import CodesignProblem, Problem, TableProblem
+from codesign.search.strategies import check_strategy
+from search_spaces.bitwidth import BitWidthSpace
+from search_spaces.registry import make_space, space_names
+from simulators.devices import DeviceCatalog
+from simulators.registry import hardware_model_names, make_hardware_model
+
+TABLE_SPACES = ("nb201",)
+DEFAULT_TABLE_METRIC = "cifar10_test_acc"
+
+
+def catalog_for(config: ExperimentConfig) -> DeviceCatalog:
+    files = [config.resolve(f) for f in config.hardware.device_files]
+    try:
+        return DeviceCatalog.load([f for f in files if f is not None])
+    except CodesignError as exc:
+        raise ConfigError("hardware.device_files", str(exc)) from None
+
+
+def _space(config: ExperimentConfig) -> Any:
+    name = config.space.architecture
+    if name not in space_names():
+        raise ConfigError("space.architecture", f"unknown search space {name!r}; known: {', '.join(space_names())}")
+    try:
+        return make_space(name, **config.space.options)
+    except CodesignError as exc:
+        raise ConfigError("space.options", str(exc)) from None
+
+
+MEASURED_PREFIX = "measured:"
+
+
+def _measured(config: ExperimentConfig) -> tuple[Any, str, float | None]:
+    """``measured:NAME``: a model learned by ``codesign hardware import`` (its folder from
+    ``hardware.options.models_dir``, relative to the experiment file, else the default models folder)."""
+    from codesign.predictors.measured import load_measured
+
+    hw = config.hardware
+    options = dict(hw.options)
+    directory = config.resolve(options.pop("models_dir", None))
+    if options:
+        raise ConfigError("hardware.options", f"unknown option(s) {', '.join(sorted(options))} for a measured model; known: models_dir")
+    try:
+        model = load_measured(hw.model.removeprefix(MEASURED_PREFIX), directory)
+    except CodesignError as exc:
+        raise ConfigError("hardware.model", str(exc)) from None
+    return model, hw.device or model.device or "", hw.clock_mhz
+
+
+def _hardware(config: ExperimentConfig, catalog: DeviceCatalog) -> tuple[Any, str, float | None]:
+    hw = config.hardware
+    if hw.model.startswith(MEASURED_PREFIX):
+        return _measured(config)
+    if hw.model not in hardware_model_names():
+        known = ", ".join((*hardware_model_names(), MEASURED_PREFIX + "NAME"))
+        raise ConfigError("hardware.model", f"unknown hardware model {hw.model!r}; known: {known}")
+    if hw.device is None:
+        raise ConfigError("hardware.device", f"required for hardware model {hw.model!r}; known devices: {', '.join(catalog.names())}")
+    if hw.device not in catalog:
+        raise ConfigError("hardware.device", f"unknown device {hw.device!r}; known: {', '.join(catalog.names())}")
+    device = catalog.get(hw.device)
+    if hw.clock_mhz is not None and hw.clock_mhz > device.max_clock_mhz:
+        raise ConfigError("hardware.clock_mhz", f"{hw.clock_mhz:g} MHz exceeds {device.name}'s limit of {device.max_clock_mhz:g} MHz")
+    options = dict(hw.options)
+    if hw.device_files and hw.model in ("overlay", "dataflow"):
+        options["catalog"] = catalog
+    try:
+        model = make_hardware_model(hw.model, **options)
+    except CodesignError as exc:
+        raise ConfigError("hardware.options", str(exc)) from None
+    return model, hw.device, hw.clock_mhz
+
+
+def _accuracy_source(config: ExperimentConfig, space: Any) -> Any:
+    from codesign.nn.accuracy import make_accuracy_source
+
+    return make_accuracy_source(config, space)
+
+
+def _table_problem(config: ExperimentConfig, space: Any) -> TableProblem:
+    from search_spaces.nb201 import TABLE_COLUMNS, NB201Table
+
+    path = config.resolve(config.accuracy.data_dir)
+    if path is None:
+        raise ConfigError("accuracy.data_dir", "the path of the table file (nb201_accuracy_latency.csv.gz) is required")
+    try:
+        table = NB201Table.load(path)
+    except CodesignError as exc:
+        raise ConfigError("accuracy.data_dir", str(exc)) from None
+    columns = tuple(c for c in TABLE_COLUMNS if c not in ("arch_str", "nb201_index"))
+    metric = config.accuracy.metric or DEFAULT_TABLE_METRIC
+    if metric not in columns:
+        raise ConfigError("accuracy.metric", f"unknown column {metric!r}; known: {', '.join(columns)}")
+    return TableProblem(space=space, table=table, accuracy_column=metric, columns=columns)
+
+
+def build_problem(config: ExperimentConfig) -> Problem:
+    """Validate every name of ``config`` and build its search problem."""
+    check_strategy(config.strategy.name)
+    space = _space(config)
+    if config.space.architecture in TABLE_SPACES or config.accuracy.method == "table":
+        if config.space.architecture not in TABLE_SPACES:
+            raise ConfigError("accuracy.method", f"'table' needs a tabular space ({', '.join(TABLE_SPACES)})")
+        problem: Problem = _table_problem(config, space)
+    else:
+        from codesign.nn.data import DATASETS
+
+        if config.accuracy.dataset not in DATASETS:
+            raise ConfigError("accuracy.dataset", f"unknown data set {config.accuracy.dataset!r}; known: {', '.join(DATASETS)}")
+        catalog = catalog_for(config)
+        model, device, clock = _hardware(config, catalog)
+        bits = BitWidthSpace(weight_bits=config.space.weight_bits, act_bits=config.space.act_bits)
+        problem = CodesignProblem(space, bits, model, device, clock, _accuracy_source(config, space))
+    known = problem.metric_names
+    for name, _ in config.objectives:
+        if name not in known:
+            raise ConfigError(f"objectives.{name}", f"unknown metric; known: {', '.join(known)}")
+    for constraint in config.constraints:
+        if constraint.metric not in known:
+            raise ConfigError(f"constraints.{constraint.metric}", f"unknown metric; known: {', '.join(known)}")
+    return problem
