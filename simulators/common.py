@@ -23,8 +23,9 @@ from codesign.core.values import (
     Network,
     Resources,
 )
+from simulators.base import HardwareModel
 from simulators.costs import DEFAULT_ENERGY, PJ_TO_MJ, EnergyTable
-from simulators.devices import Device, DeviceCatalog, default_catalog
+from simulators.devices import Device, DeviceCatalog
 
 KIND_CODES = {kind: i for i, kind in enumerate(LAYER_KINDS)}
 BATCH_KEYS = ("latency_ms", "throughput_fps", "energy_mj", *RESOURCE_NAMES, "feasible")
@@ -52,8 +53,8 @@ class LayerArrays:
 
     @classmethod
     def of(cls, network: Network) -> LayerArrays:
-        """The columns of ``network`` (cached: networks are immutable and the arrays are read-only)."""
-        return _layer_arrays(network)
+        """The columns of ``network`` (built on each call: no process-wide cache)."""
+        return cls.build(network)
 
     @classmethod
     def build(cls, network: Network) -> LayerArrays:
@@ -110,11 +111,6 @@ def layer_sum(values: np.ndarray) -> np.ndarray:
     """Sum over layers (axis 0) strictly in layer order (an accumulate, unlike numpy's pairwise ``sum``),
     so one configuration and a batch of them round exactly the same way."""
     return np.add.accumulate(values, axis=0)[-1]
-
-
-@functools.lru_cache(maxsize=64)
-def _layer_arrays(network: Network) -> LayerArrays:
-    return LayerArrays.build(network)
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,7 +224,7 @@ def int_param(config: AcceleratorConfig, name: str) -> int:
     return value
 
 
-class TemplateModel:
+class TemplateModel(HardwareModel):
     """The shared shell of the FPGA templates: device lookup, parameter checks, scalar and batch paths.
 
     A template sets ``name`` and ``param_names`` and implements :meth:`_compute`; ``evaluate`` and
@@ -237,11 +233,10 @@ class TemplateModel:
     constants. The model keeps no other state.
     """
 
-    name: str = ""
     param_names: tuple[str, ...] = ()
 
     def __init__(self, *, catalog: DeviceCatalog | None = None, energy: EnergyTable | None = None) -> None:
-        self.catalog = default_catalog() if catalog is None else catalog
+        super().__init__(catalog=catalog)
         self.energy = energy_table(energy)
 
     def _compute(

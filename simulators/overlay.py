@@ -17,6 +17,9 @@ Per weighted layer (M outputs, N inputs per group, R x C output, kernel K, strid
 - pooling and residual adds run on a Tm-lane vector unit: ``ceil(C/Tm) * R*C * K*K`` (pool) or
   ``ceil(C/Tm) * R*C`` (add) cycles, again bounded by the bytes they read and write.
 
+These formulas are computed by :mod:`simulators.tiling`, their one copy (the latency predictors' cycle
+hints call it too).
+
 Mixed precision: the physical array is built for the widest weighted layer (its precision class, 4/8/16/32
 bits), so ``DSP = ceil(Tm*Tn / packing(widest))``. A narrower layer packs more MACs into each DSP and runs
 with ``Tn' = Tn * f`` input lanes, ``f = packing(layer) / packing(array)``, capped so that ``f`` narrow
@@ -36,7 +39,6 @@ traffic) and off-chip bytes (constants in :mod:`simulators.costs`).
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,6 +60,16 @@ from simulators.costs import (
     precision_class,
 )
 from simulators.devices import Device
+from simulators.tiling import (
+    fixed_bits,
+    input_bits,
+    input_lane_passes,
+    input_reloads,
+    input_tile,
+    output_lane_passes,
+    pixel_cycles,
+    tile_extent,
+)
 
 OVERLAY_PARAMS = ("tc", "tm", "tn", "tr")
 TM_CHOICES = (4, 8, 16, 24, 32, 48, 64, 96, 128)
@@ -67,20 +79,9 @@ TILE_CHOICES = (4, 7, 8, 14, 16, 28, 32)
 _CONTROL_UNITS = 4  # conv engine, vector unit, input and output DMA
 
 
-def _cdiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return -(-a // b)
-
-
-@functools.lru_cache(maxsize=64)
 def array_precision(layers: LayerArrays, dsp_kind: str) -> tuple[bool, int, np.ndarray]:
-    """(LUT-multiplier mode, array width in bits, per-layer speed-up factor ``f`` as a read-only (L, 1)
-    array). Cached: layer arrays are immutable and compared by identity."""
-    lut_mode, width, factor = _array_precision(layers, dsp_kind)
-    factor.flags.writeable = False
-    return lut_mode, width, factor
-
-
-def _array_precision(layers: LayerArrays, dsp_kind: str) -> tuple[bool, int, np.ndarray]:
+    """(LUT-multiplier mode, array width in bits, per-layer speed-up factor ``f`` of the input lanes as an
+    (L, 1) array). Computed on each call (a few operations on the layer columns): no state outlives it."""
     weighted = layers.weighted
     widest = np.maximum(layers.wbits, layers.abits)
     if not weighted.any():
@@ -119,47 +120,42 @@ def overlay_arrays(
 ) -> BatchResult:
     """The overlay cost of every layer on every configuration (configs are the ``(N,)`` arrays)."""
     lut_mode, width, factor = array_precision(layers, device.dsp_kind)
-    weighted, is_pool = layers.weighted, layers.is_pool
-    k2, out_px = layers.kernel_area, layers.out_pixels
-    m_g = layers.cout // layers.groups
-    n_g = layers.cin // layers.groups
+    weighted, is_pool, is_add = layers.weighted, layers.is_pool, layers.is_add
+    out_px = layers.out_pixels
+    cin, cout, groups = layers.cin, layers.cout, layers.groups
     (tm_u,), i_m = _factor(tm)
     (tn_u,), i_n = _factor(tn)
     (tr_u, tc_u), i_rc = _factor(tr, tc)
-
+    # the formulas are those of simulators.tiling, each factor computed once per distinct parameter value
     # factors of the output-channel lanes (L, distinct tm)
-    gp = np.minimum(np.where(m_g < tm_u, np.maximum(1, tm_u // m_g), 1), layers.groups)
-    n_m = _cdiv(m_g, tm_u)
-    by_m = np.where(weighted, _cdiv(layers.groups, gp) * n_m, _cdiv(layers.cout, tm_u))
-    reloads = np.where(weighted, n_m, 0)
+    by_m = output_lane_passes(cout, groups, tm_u, weighted)
+    reloads = input_reloads(cout, groups, tm_u, weighted)
     # factors of the input-channel lanes (L, distinct tn): narrower layers get f times the lanes
-    n_n = _cdiv(n_g, tn_u * factor)
-    by_n = np.where(weighted, n_n, 1)
-    psum_pj = energy.onchip_pj(np.where(weighted, n_n * layers.cout * out_px * (ACC_BITS / 8.0), 0.0))
+    by_n = input_lane_passes(cin, groups, tn_u * factor, weighted)
+    psum_pj = energy.onchip_pj(np.where(weighted, by_n * cout * out_px * (ACC_BITS / 8.0), 0.0))
     # factors of the output tile (L, distinct (tr, tc))
-    tr_e = np.minimum(tr_u, layers.out_h)
-    tc_e = np.minimum(tc_u, layers.out_w)
-    n_rc = _cdiv(layers.out_h, tr_u) * _cdiv(layers.out_w, tc_u)
-    by_rc = np.where(weighted, n_rc * tr_e * tc_e * k2, np.where(is_pool, out_px * k2, out_px))
-    in_tile = (layers.stride * tr_e + layers.kernel - layers.stride) * (
-        layers.stride * tc_e + layers.kernel - layers.stride
+    tr_e = tile_extent(layers.out_h, tr_u)
+    tc_e = tile_extent(layers.out_w, tc_u)
+    by_rc = pixel_cycles(layers.out_h, layers.out_w, layers.kernel, tr_u, tc_u, weighted, is_pool)
+    in_tile = input_tile(layers.stride, layers.kernel, tr_e, tc_e)
+    loaded_bits = input_bits(
+        cin, layers.out_h, layers.out_w, layers.kernel, layers.stride, layers.abits, tr_u, tc_u, weighted
     )
-    input_bits = np.where(weighted, n_rc * layers.cin * in_tile * layers.abits, 0)
-    other_bits = np.where(layers.is_add, 2, 1) * layers.cin * layers.in_h * layers.in_w * layers.abits
-    fixed_bits = (
-        np.where(weighted, n_rc * layers.params * layers.wbits, other_bits)
-        + layers.cout * out_px * layers.abits
-    )
+    other_bits = fixed_bits(
+        cin, cout, layers.in_h, layers.in_w, layers.out_h, layers.out_w, layers.params, layers.wbits,
+        layers.abits, tr_u, tc_u, weighted, is_add,
+    )  # fmt: skip
 
     compute = np.take(by_m, i_m, axis=1) * np.take(by_n, i_n, axis=1) * np.take(by_rc, i_rc, axis=1)
     offchip = (
-        np.take(reloads, i_m, axis=1) * np.take(input_bits, i_rc, axis=1) + np.take(fixed_bits, i_rc, axis=1)
+        np.take(reloads, i_m, axis=1) * np.take(loaded_bits, i_rc, axis=1) + np.take(other_bits, i_rc, axis=1)
     ) / 8.0
     bytes_per_cycle = device.offchip_bytes_per_s / (clock_mhz * 1e6)
     memory = np.ceil(offchip / bytes_per_cycle - 1e-9).astype(np.int64)
     cycles = np.maximum(compute, memory)
 
-    ops = np.where(is_pool, layers.cout * out_px * k2, np.where(layers.is_add, layers.cout * out_px, 0))
+    k2 = layers.kernel_area
+    ops = np.where(is_pool, cout * out_px * k2, np.where(is_add, cout * out_px, 0))
     per_layer_pj = layers.macs * energy.mac_pj(layers.wbits, layers.abits) + ops * energy.op_pj(layers.abits)
     dynamic = (
         per_layer_pj

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 
@@ -91,7 +90,6 @@ CELL_FEATURE_NAMES: tuple[str, ...] = (
 CELL_SCHEMA = FeatureSchema("nb201_cell", CELL_FEATURES_VERSION, CELL_FEATURE_NAMES)
 
 
-@cache
 def _cell_vector(arch_str: str) -> tuple[float, ...]:
     cell = Cell.parse(arch_str)
     values = dict.fromkeys(CELL_FEATURE_NAMES, 0.0)

@@ -10,7 +10,6 @@ hint of the compute cycles implied by loop tiling (``tm``/``tn``/``tr``/``tc``) 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +18,14 @@ import numpy as np
 
 from codesign.core.errors import CodesignError
 from codesign.core.values import AcceleratorConfig, Layer, Network
+from simulators.common import LayerArrays
+from simulators.folding import Folding
+from simulators.tiling import cdiv, layer_tiling_cycles
 
-NETWORK_FEATURES_VERSION = 2
-"""Bumped whenever :func:`network_features` changes meaning; saved predictors refuse another version."""
+NETWORK_FEATURES_VERSION = 3
+"""Bumped whenever :func:`network_features` or the accelerator hints change meaning; saved predictors refuse
+another version. 3: ``tiling_cycles`` is the overlay simulator's compute-cycle formula
+(:mod:`simulators.tiling`: groups packed onto the array, tiles clamped to the feature map)."""
 
 _BIT_BUCKETS = ((4, "b4"), (8, "b8"), (16, "b16"), (10**9, "b32"))
 
@@ -135,42 +139,41 @@ def network_features(network: Network) -> dict[str, float]:
 
 
 def _tiling_cycles(network: Network, params: Mapping[str, Any]) -> float:
-    """Compute cycles of a Tm x Tn PE array with Tr x Tc output tiles (Zhang et al. FPGA'15 loop tiling)."""
+    """Compute cycles of the weighted layers on a Tm x Tn PE array with Tr x Tc output tiles (Zhang et al.
+    FPGA'15 loop tiling): the overlay simulator's formula (:func:`simulators.tiling.layer_tiling_cycles`)
+    at the array's own precision."""
     tm, tn = int(params["tm"]), int(params["tn"])
     tr, tc = int(params.get("tr", 1)), int(params.get("tc", 1))
-    total = 0.0
-    for layer in network.weighted_layers:
-        n_in = layer.in_channels // layer.groups
-        groups = layer.groups
-        total += (
-            groups * math.ceil(layer.out_channels / groups / tm) * math.ceil(n_in / tn)
-            * math.ceil(layer.out_h / tr) * math.ceil(layer.out_w / tc) * tr * tc * layer.kernel**2
-        )  # fmt: skip
-    return total
+    return float(sum(layer_tiling_cycles(layer, tm, tn, tr, tc) for layer in network.weighted_layers))
 
 
 def folded_shape(layer: Layer) -> tuple[int, int, int]:
-    """(MH, MW, pixels) of a layer as a matrix-vector engine (FINN's folding; see simulators.dataflow)."""
-    if layer.kind == "conv":
-        return layer.out_channels, layer.kernel**2 * layer.in_channels // layer.groups, layer.output_pixels
-    if layer.kind == "linear":
-        return layer.out_channels, layer.in_channels, 1
-    if layer.kind == "pool":
-        return layer.out_channels, layer.kernel**2, layer.output_pixels
-    return layer.out_channels, 1, layer.output_pixels
+    """(MH, MW, pixels) of a layer as a matrix-vector engine: FINN's folding as the dataflow simulator
+    defines it (:class:`simulators.folding.Folding`)."""
+    return folded_shapes(Network(layer.name, (layer,)))[0]
+
+
+def folded_shapes(network: Network) -> list[tuple[int, int, int]]:
+    """(MH, MW, pixels) of every layer in order, from :class:`simulators.folding.Folding`."""
+    fold = Folding.of(LayerArrays.of(network))
+    return list(zip(fold.mh[:, 0].tolist(), fold.mw[:, 0].tolist(), fold.pixels[:, 0].tolist(), strict=True))
+
+
+def folded_cycles(shape: tuple[int, int, int], pe: int, simd: int) -> int:
+    """``ceil(MH/PE) * ceil(MW/SIMD) * pixels``: the dataflow simulator's cycles per frame
+    (:mod:`simulators.dataflow`, which takes only divisors of MH and MW), for any ``pe`` and ``simd``."""
+    mh, mw, pixels = shape
+    return int(cdiv(mh, pe) * cdiv(mw, simd) * pixels)
 
 
 def _folding_cycles(network: Network, params: Mapping[str, Any]) -> tuple[float, float]:
-    """Sum and maximum over layers of ``(MH/PE)*(MW/SIMD)*pixels`` (FINN's folding; one PE and SIMD per
-    layer in layer order, or one value for all)."""
+    """Sum and maximum over layers of ``ceil(MH/PE)*ceil(MW/SIMD)*pixels`` (FINN's folding; one PE and SIMD
+    per layer in layer order, or one value for all)."""
     pe, simd = params["pe"], params["simd"]
     n = len(network.layers)
     pe_all = tuple(int(v) for v in pe) if isinstance(pe, tuple) and len(pe) == n else (int(pe[0] if isinstance(pe, tuple) else pe),) * n
     simd_all = tuple(int(v) for v in simd) if isinstance(simd, tuple) and len(simd) == n else (int(simd[0] if isinstance(simd, tuple) else simd),) * n
-    cycles = []
-    for layer, p, s in zip(network.layers, pe_all, simd_all, strict=True):
-        mh, mw, pixels = folded_shape(layer)
-        cycles.append(math.ceil(mh / p) * math.ceil(mw / s) * pixels)
+    cycles = [folded_cycles(shape, p, s) for shape, p, s in zip(folded_shapes(network), pe_all, simd_all, strict=True)]
     return float(sum(cycles)), float(max(cycles, default=0))
 
 

@@ -19,7 +19,14 @@ import numpy as np
 
 from codesign.core.errors import CodesignError
 from codesign.core.values import AcceleratorConfig, Layer, Network
-from codesign.predictors.features import FeatureSchema, LatencyFeaturizer, folded_shape
+from codesign.predictors.features import (
+    FeatureSchema,
+    LatencyFeaturizer,
+    folded_cycles,
+    folded_shape,
+    folded_shapes,
+)
+from simulators.tiling import layer_tiling_cycles, layer_tiling_offchip_bytes
 
 LAYER_FEATURES_VERSION = 2
 LAYER_FEATURE_NAMES: tuple[str, ...] = (
@@ -37,42 +44,35 @@ def _int(params: dict[str, Any], name: str, default: int) -> int:
 
 
 def _tiling_hint(layer: Layer, params: dict[str, Any]) -> tuple[float, float]:
-    """Compute cycles and off-chip bytes of one layer on a Tm x Tn array with Tr x Tc output tiles."""
+    """Compute cycles and off-chip bytes of one layer on a Tm x Tn array with Tr x Tc output tiles (the
+    Tm-lane vector unit for pooling and adds): the overlay simulator's formulas
+    (:mod:`simulators.tiling`) at the array's own precision."""
     tm, tn = _int(params, "tm", 1), _int(params, "tn", 1)
     tr, tc = _int(params, "tr", layer.out_h), _int(params, "tc", layer.out_w)
-    tr_e, tc_e = min(tr, layer.out_h), min(tc, layer.out_w)
-    spatial_tiles = math.ceil(layer.out_h / tr) * math.ceil(layer.out_w / tc)
-    if not layer.has_weights:
-        lanes = math.ceil(layer.out_channels / tm)
-        cycles = lanes * layer.output_pixels * (layer.kernel**2 if layer.kind == "pool" else 1)
-        return float(cycles), (layer.input_elems + layer.output_elems) * layer.act_bits / 8.0
-    m_g, n_g = layer.out_channels // layer.groups, layer.in_channels // layer.groups
-    packed_groups = min(max(1, tm // m_g), layer.groups) if m_g < tm else 1
-    out_tiles = math.ceil(m_g / tm)
-    cycles = math.ceil(layer.groups / packed_groups) * out_tiles * math.ceil(n_g / tn) * spatial_tiles * tr_e * tc_e * layer.kernel**2
-    rows_in = layer.stride * tr_e + layer.kernel - layer.stride
-    cols_in = layer.stride * tc_e + layer.kernel - layer.stride
-    in_bits = out_tiles * spatial_tiles * layer.in_channels * rows_in * cols_in * layer.act_bits
-    offchip = (in_bits + spatial_tiles * layer.params * layer.weight_bits + layer.output_elems * layer.act_bits) / 8.0
-    return float(cycles), offchip
+    return float(layer_tiling_cycles(layer, tm, tn, tr, tc)), layer_tiling_offchip_bytes(layer, tm, tr, tc)
 
 
-def _folding_hint(layer: Layer, index: int, params: dict[str, Any]) -> tuple[float, float]:
-    """Cycles ``(MH/PE)*(MW/SIMD)*pixels`` of the ``index``-th layer with per-layer PE/SIMD (FINN)."""
+def _folding_hint(
+    layer: Layer, index: int, params: dict[str, Any], shape: tuple[int, int, int] | None = None
+) -> tuple[float, float]:
+    """Cycles ``ceil(MH/PE)*ceil(MW/SIMD)*pixels`` of the ``index``-th layer with per-layer PE/SIMD (FINN);
+    ``shape`` is the layer's (MH, MW, pixels) when the caller has it (:func:`folded_shape` otherwise)."""
     pe_all, simd_all = params["pe"], params["simd"]
     pe = int(pe_all[index]) if isinstance(pe_all, tuple) and index < len(pe_all) else _int(params, "pe", 1)
     simd = int(simd_all[index]) if isinstance(simd_all, tuple) and index < len(simd_all) else _int(params, "simd", 1)
-    mh, mw, pixels = folded_shape(layer)
-    cycles = math.ceil(mh / pe) * math.ceil(mw / simd) * pixels
+    cycles = folded_cycles(folded_shape(layer) if shape is None else shape, pe, simd)
     return float(cycles), (layer.input_elems + layer.output_elems) * layer.act_bits / 8.0
 
 
-def layer_hint(layer: Layer, position: int, accel: AcceleratorConfig | None) -> tuple[float, float]:
+def layer_hint(
+    layer: Layer, position: int, accel: AcceleratorConfig | None, shape: tuple[int, int, int] | None = None
+) -> tuple[float, float]:
     """(cycles, off-chip bytes) estimate of the layer at ``position`` in its network; element operations
-    over one lane without a template the hint understands."""
+    over one lane without a template the hint understands. ``shape`` optionally gives the layer's folded
+    (MH, MW, pixels)."""
     params = accel.param_dict() if accel is not None else {}
     if "pe" in params and "simd" in params:
-        return _folding_hint(layer, position, params)
+        return _folding_hint(layer, position, params, shape)
     if "tm" in params:
         return _tiling_hint(layer, params)
     return float(max(layer.ops, 1)), (layer.input_elems + layer.output_elems) * layer.act_bits / 8.0 + layer.weight_bytes
@@ -120,8 +120,10 @@ class LayerFeaturizer:
         clock_mhz = accel.clock_mhz if accel is not None else 1.0
         accel_row = self._accel_row(accel)
         rows, hints = [], []
+        folding = accel is not None and {"pe", "simd"} <= set(accel.param_dict())
+        shapes = folded_shapes(network) if folding else [None] * len(network)
         for position, layer in enumerate(network.layers):
-            cycles, offchip = layer_hint(layer, position, accel)
+            cycles, offchip = layer_hint(layer, position, accel, shapes[position])
             cycles = max(cycles, 1.0)
             hint_ms = cycles / (clock_mhz * 1e3)
             row = [

@@ -6,7 +6,12 @@ import pytest
 from codesign.core.errors import CodesignError
 from codesign.core.values import Layer, Network
 from codesign.predictors.evaluation import LatencySamples, evaluate_latency, family_split, random_split
-from codesign.predictors.features import FeatureSchema, LatencyFeaturizer, network_features
+from codesign.predictors.features import (
+    NETWORK_FEATURES_VERSION,
+    FeatureSchema,
+    LatencyFeaturizer,
+    network_features,
+)
 from codesign.predictors.latency import BitOpsBaseline, LatencyPredictor
 
 
@@ -54,7 +59,7 @@ def test_load_refuses_mismatched_schema_and_version(overlay_samples, tmp_path):
     s = overlay_samples
     small_predictor(residual="none").fit(s.networks, s.accels, s.latency_ms).save(tmp_path / "lat")
     other = FeatureSchema("latency", 99, ("macs",))
-    with pytest.raises(CodesignError, match=r"saved latency v2 .* current latency v99"):
+    with pytest.raises(CodesignError, match=rf"saved latency v{NETWORK_FEATURES_VERSION} .* current latency v99"):
         LatencyPredictor.load(tmp_path / "lat", schema=other)
     meta_path = tmp_path / "lat" / "predictor.json"
     meta = json.loads(meta_path.read_text())
