@@ -1,26 +1,54 @@
-"""Named search-space presets: the one place where a space name becomes an object.
+"""Named search spaces, from the ``codesign.search_spaces`` entry-point group: the one place where a space
+name becomes an object.
 
-``make_space(name, **options)`` builds a preset; options override the preset's fields (lists from YAML
-become tuples). The NAS-Bench-201 space is registered by import path and loaded only when asked for.
+An entry point names a factory ``(**options) -> space`` (a class works too); the space must satisfy
+:class:`search_spaces.base.ArchitectureSpace`. The built-in presets below are registered in this
+project's ``setup.cfg`` exactly as a third-party space is in its own::
+
+    [options.entry_points]
+    codesign.search_spaces =
+        my_space = my_package.spaces:make_my_space
+
+A preset's options override its fields (lists from YAML become tuples); an unknown option is an error
+naming the known ones.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from collections.abc import Callable
+import inspect
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from codesign.core.errors import CodesignError
+from codesign.core.plugins import SEARCH_SPACES, load_plugin, plugin_names
+from search_spaces.base import ArchitectureSpace
 from search_spaces.mbconv import MBConvSpace
 from search_spaces.resnet import ResNetSpace
 
 
-def _mbconv_digits() -> MBConvSpace:
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def with_options(space: Any, options: dict[str, Any]) -> Any:
+    """``space`` (a frozen dataclass) with ``options`` overriding its fields."""
+    if not options:
+        return space
+    known = {f.name for f in fields(space)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise CodesignError(
+            f"search space {space.name!r}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return replace(space, **{key: _freeze(value) for key, value in options.items()})
+
+
+def mbconv_digits(**options: Any) -> MBConvSpace:
     # 8x8 inputs: no stem downsampling, two stride-2 stages -> 8, 4, 2 pixels
-    return MBConvSpace(
+    space = MBConvSpace(
         name="mbconv_digits",
         input_shape=(1, 8, 8),
         stem_channels=8,
@@ -30,11 +58,12 @@ def _mbconv_digits() -> MBConvSpace:
         kernels=(3, 5),
         expansions=(1, 2, 4),
     )
+    return with_options(space, options)
 
 
-def _mbconv_mnist() -> MBConvSpace:
+def mbconv_mnist(**options: Any) -> MBConvSpace:
     # 28x28 inputs: stem and first stage both downsample (depthwise convs are slow on CPU) -> 14, 7, 7, 4
-    return MBConvSpace(
+    space = MBConvSpace(
         name="mbconv_mnist",
         input_shape=(1, 28, 28),
         stem_channels=12,
@@ -45,14 +74,16 @@ def _mbconv_mnist() -> MBConvSpace:
         kernels=(3, 5),
         expansions=(2, 3, 4),
     )
+    return with_options(space, options)
 
 
-def _resnet_digits() -> ResNetSpace:
-    return ResNetSpace(name="resnet_digits", input_shape=(1, 8, 8))
+def resnet_digits(**options: Any) -> ResNetSpace:
+    space = ResNetSpace(name="resnet_digits", input_shape=(1, 8, 8))
+    return with_options(space, options)
 
 
-def _resnet_mnist() -> ResNetSpace:
-    return ResNetSpace(
+def resnet_mnist(**options: Any) -> ResNetSpace:
+    space = ResNetSpace(
         name="resnet_mnist",
         input_shape=(1, 28, 28),
         stem_channels=16,
@@ -61,51 +92,33 @@ def _resnet_mnist() -> ResNetSpace:
         stage_strides=(1, 2, 2),
         depths=(1, 2),
     )
+    return with_options(space, options)
 
 
-def _nb201() -> Any:
-    return importlib.import_module("search_spaces.nb201").NB201Space()
+def nb201(**options: Any) -> Any:
+    """The NAS-Bench-201 cell space; ``table`` may be the path of the NAS-Bench-201 table file."""
+    from search_spaces.nb201 import NB201Space, NB201Table
 
-
-_PRESETS: dict[str, Callable[[], Any]] = {
-    "mbconv_digits": _mbconv_digits,
-    "mbconv_mnist": _mbconv_mnist,
-    "resnet_digits": _resnet_digits,
-    "resnet_mnist": _resnet_mnist,
-}
-_LAZY: dict[str, tuple[str, Callable[[], Any]]] = {"nb201": ("search_spaces.nb201", _nb201)}
+    if isinstance(options.get("table"), str | Path):
+        # a table given by path (e.g. from YAML) is loaded here, where names become objects
+        options["table"] = NB201Table.load(options["table"])
+    return with_options(NB201Space(), options)
 
 
 def space_names() -> tuple[str, ...]:
-    """Every preset name whose implementation is installed."""
-    lazy = tuple(name for name, (module, _) in _LAZY.items() if importlib.util.find_spec(module) is not None)
-    return tuple(sorted((*_PRESETS, *lazy)))
+    """Every registered search-space name."""
+    return plugin_names(SEARCH_SPACES)
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def make_space(name: str, **options: Any) -> Any:
-    """The preset ``name`` with ``options`` overriding its fields (e.g. ``depths=[1, 2, 3]``); for
-    ``nb201``, ``table`` may be the path of the NAS-Bench-201 table file."""
-    if name in _PRESETS:
-        space = _PRESETS[name]()
-    elif name in _LAZY and name in space_names():
-        space = _LAZY[name][1]()
-    else:
-        raise CodesignError(f"unknown search space {name!r}; known: {', '.join(space_names())}")
-    if not options:
-        return space
-    if name == "nb201" and isinstance(options.get("table"), str | Path):
-        # a table given by path (e.g. from YAML) is loaded here, where names become objects
-        options["table"] = importlib.import_module("search_spaces.nb201").NB201Table.load(options["table"])
-    known = {f.name for f in fields(space)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise CodesignError(
-            f"search space {name!r}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    return replace(space, **{key: _freeze(value) for key, value in options.items()})
+def make_space(name: str, **options: Any) -> ArchitectureSpace:
+    """The space registered as ``name`` built with ``options`` (e.g. ``depths=[1, 2, 3]``)."""
+    factory = load_plugin(SEARCH_SPACES, name)
+    if not callable(factory):
+        raise CodesignError(f"search space {name!r}: {factory!r} is not a factory")
+    try:
+        space = factory(**options)
+    except TypeError as exc:
+        raise CodesignError(f"search space {name!r}: bad options {sorted(options)} ({exc})") from None
+    if inspect.isclass(space) or not isinstance(space, ArchitectureSpace):
+        raise CodesignError(f"search space {name!r}: {space!r} lacks the ArchitectureSpace methods")
+    return space

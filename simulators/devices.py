@@ -20,7 +20,6 @@ Loading validates the schema: unknown, duplicate or missing keys and bad values 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,9 +208,9 @@ def _device_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-@functools.lru_cache(maxsize=1)
 def builtin_devices() -> tuple[Device, ...]:
-    """The devices shipped with the package (read once; the folder is part of the installed package)."""
+    """The devices shipped with the package, read afresh on each call (a few milliseconds; no process-wide
+    cache, so each catalog sees the files as they are)."""
     return tuple(load_device_file(p) for p in _device_files([BUILTIN_DIR]))
 
 

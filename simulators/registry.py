@@ -1,5 +1,5 @@
-"""Hardware models by name: the built-in templates plus third-party classes registered in the
-``codesign.hardware_models`` entry-point group (``name = package.module:Class``).
+"""Hardware models by name, from the ``codesign.hardware_models`` entry-point group (the built-in
+templates are registered there too, in this project's ``setup.cfg``).
 
 A third-party package declares, e.g. in its setup.cfg::
 
@@ -7,63 +7,41 @@ A third-party package declares, e.g. in its setup.cfg::
     codesign.hardware_models =
         my_asic = my_package.models:MyAsicModel
 
-and ``make_hardware_model("my_asic", **options)`` then builds ``MyAsicModel(**options)``.
+and ``make_hardware_model("my_asic", catalog=catalog, **options)`` then builds
+``MyAsicModel(catalog=catalog, **options)``: a subclass of :class:`simulators.base.HardwareModel`.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+import inspect
 from typing import Any
 
 from codesign.core.errors import CodesignError
+from codesign.core.plugins import HARDWARE_MODELS, load_plugin, plugin_names
 from simulators.base import HardwareModel
-
-GROUP = "codesign.hardware_models"
-_BUILTIN = {
-    "overlay": "simulators.overlay:OverlayModel",
-    "dataflow": "simulators.dataflow:DataflowModel",
-    "pipeline": "simulators.pipeline:PipelineModel",
-}
-
-
-def _targets() -> dict[str, str]:
-    """Name -> ``module:attribute`` for every known model; a built-in name cannot be taken over."""
-    targets = {ep.name: ep.value for ep in entry_points(group=GROUP)}
-    targets.update(_BUILTIN)
-    return targets
+from simulators.devices import DeviceCatalog
 
 
 def hardware_model_names() -> tuple[str, ...]:
     """Every model name that :func:`make_hardware_model` accepts, sorted."""
-    return tuple(sorted(_targets()))
+    return plugin_names(HARDWARE_MODELS)
 
 
-def _load(target: str, name: str) -> Any:
-    module_name, _, attr = target.partition(":")
-    try:
-        module = __import__(module_name, fromlist=[attr or "_"])
-        obj: Any = module
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise CodesignError(f"hardware model {name!r}: cannot load {target!r} ({exc})") from exc
-    return obj
+def make_hardware_model(name: str, *, catalog: DeviceCatalog | None = None, **options: Any) -> HardwareModel:
+    """Build the model registered as ``name`` with ``catalog`` and keyword-only ``options``.
 
-
-def make_hardware_model(name: str, **options: Any) -> HardwareModel:
-    """Build the model registered as ``name`` with keyword-only ``options``.
-
-    Raises CodesignError listing the known names for an unknown one, and naming the class when the
-    built object does not satisfy the :class:`simulators.base.HardwareModel` contract.
+    Raises CodesignError listing the known names for an unknown one, and naming the entry point when the
+    registered object is not a :class:`simulators.base.HardwareModel` subclass or rejects the options.
     """
-    targets = _targets()
-    if name not in targets:
-        raise CodesignError(f"unknown hardware model {name!r}; known: {', '.join(sorted(targets))}")
-    cls = _load(targets[name], name)
+    cls = load_plugin(HARDWARE_MODELS, name)
+    if not (inspect.isclass(cls) and issubclass(cls, HardwareModel)):
+        raise CodesignError(
+            f"hardware model {name!r}: {cls!r} is not a subclass of simulators.base.HardwareModel"
+        )
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        raise CodesignError(f"hardware model {name!r}: {cls.__qualname__} does not implement {missing}")
     try:
-        model = cls(**options)
+        return cls(catalog=catalog, **options)
     except TypeError as exc:
-        raise CodesignError(f"hardware model {name!r}: bad options {sorted(options)} ({exc})") from exc
-    if not isinstance(model, HardwareModel):
-        raise CodesignError(f"hardware model {name!r}: {targets[name]} lacks a name and an evaluate method")
-    return model
+        raise CodesignError(f"hardware model {name!r}: bad options {sorted(options)} ({exc})") from None

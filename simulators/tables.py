@@ -77,7 +77,7 @@ def layer_resource_table(
     ``resource_combine`` (see the module docstring)."""
     model = _model(accel, model)
     choices = _choices(bit_choices)
-    combine = getattr(model, "resource_combine", "sum")
+    combine = model.resource_combine
     table: dict[str, dict[BitChoice, Resources]] = {}
     for index, layer in enumerate(network.layers):
         if not layer.has_weights:

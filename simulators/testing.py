@@ -1,7 +1,8 @@
 """The conformance suite every hardware model runs.
 
 A new model gets the whole suite by subclassing one class in a test module and overriding the ``model``
-fixture and two methods::
+fixture and two methods (and :meth:`HardwareModelConformance.build` when its constructor needs more than
+``catalog``)::
 
     from simulators.testing import HardwareModelConformance
 
@@ -16,10 +17,13 @@ fixture and two methods::
         def make_oversized_accelerator(self, network, device):
             return AcceleratorConfig.make("mine", device, 200, lanes=10**6)
 
-Checks: determinism, purity, units and sanity, monotonic sanity in bit-widths, unknown layer kinds raise,
-configurations of another template raise, over-budget designs and over-limit clocks are reported as
-violations (not raised), the per-layer breakdown sums to the totals, and (when the model has one) the
-batch path agrees exactly with ``evaluate``.
+Checks what the search uses: the contract's declared capabilities, determinism, purity, units and
+sanity, monotonic sanity in bit-widths, unknown layer kinds raise, configurations of another template
+raise, over-budget designs and over-limit clocks are reported as violations in the documented format
+(not raised), the per-layer breakdown sums to the totals, the batch path agrees exactly with
+``evaluate``, ``best_accelerator`` returns a feasible design no slower than a known feasible one and
+raises :class:`InfeasibleError` on a device nothing fits, and devices from the experiment's catalog
+(the user's device files) reach the model.
 """
 
 from __future__ import annotations
@@ -27,13 +31,24 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pytest
 
-from codesign.core.errors import CodesignError
-from codesign.core.values import RESOURCE_NAMES, AcceleratorConfig, HardwareReport, Layer, Network
-from simulators.base import HardwareModel
+from codesign.core.errors import CodesignError, InfeasibleError
+from codesign.core.values import (
+    RESOURCE_NAMES,
+    AcceleratorConfig,
+    Fidelity,
+    HardwareReport,
+    Layer,
+    Network,
+    Resources,
+)
+from simulators.base import VIOLATION_SUBJECTS, HardwareModel
+from simulators.devices import DeviceCatalog, default_catalog
 
 
 def conformance_network(bits: int = 8) -> Network:
@@ -82,6 +97,35 @@ def _check_report(report: HardwareReport, network: Network) -> None:
     assert [c.name for c in report.per_layer] == [layer.name for layer in network.layers]
 
 
+def same_state(before: Any, after: Any, *, _depth: int = 0) -> bool:
+    """Whether two snapshots of a model's state hold the same values: numpy arrays by content, mappings,
+    sequences and plain objects (without their own ``__eq__``) field by field, anything else by ``==``."""
+    if _depth > 20:
+        return True
+    if isinstance(before, np.ndarray) or isinstance(after, np.ndarray):
+        return (
+            isinstance(before, np.ndarray)
+            and isinstance(after, np.ndarray)
+            and before.shape == after.shape
+            and before.dtype == after.dtype
+            and bool(np.array_equal(before, after, equal_nan=before.dtype.kind in "fc"))
+        )
+    if type(before) is not type(after):
+        return False
+    if isinstance(before, Mapping):
+        return before.keys() == after.keys() and all(same_state(before[k], after[k], _depth=_depth + 1) for k in before)
+    if isinstance(before, list | tuple):
+        return len(before) == len(after) and all(
+            same_state(b, a, _depth=_depth + 1) for b, a in zip(before, after, strict=True)
+        )
+    if type(before).__eq__ is object.__eq__ and hasattr(before, "__dict__"):
+        return same_state(vars(before), vars(after), _depth=_depth + 1)
+    try:
+        return bool(before == after)
+    except (TypeError, ValueError):  # an __eq__ that returns an array or refuses
+        return repr(before) == repr(after)
+
+
 class HardwareModelConformance:
     """Subclass in a test module; override ``model``, :meth:`make_accelerator` and
     :meth:`make_oversized_accelerator`. Override ``device`` to test on another device."""
@@ -106,25 +150,63 @@ class HardwareModelConformance:
         """A configuration that exceeds at least one of ``device``'s usable budgets."""
         raise NotImplementedError
 
+    def build(self, model: HardwareModel, catalog: DeviceCatalog) -> HardwareModel:
+        """A new model like ``model`` on ``catalog`` (how the search builds it: ``catalog=`` keyword)."""
+        return type(model)(catalog=catalog)
+
     def test_is_a_hardware_model(self, model: HardwareModel) -> None:
-        assert isinstance(model, HardwareModel)
+        assert isinstance(model, HardwareModel), "subclass simulators.base.HardwareModel"
         assert isinstance(model.name, str) and model.name
+        assert model.resource_combine in ("sum", "max")
+        assert isinstance(model.fidelity, Fidelity)
+        assert isinstance(model.catalog, DeviceCatalog)
 
     def test_deterministic(self, model: HardwareModel, network: Network, device: str) -> None:
         accel = self.make_accelerator(network, device)
         first = model.evaluate(network, accel)
         assert model.evaluate(network, accel) == first
-        assert type(model)().evaluate(network, accel) == first
+        assert self.build(model, model.catalog).evaluate(network, accel) == first
 
     def test_pure(self, model: HardwareModel, network: Network, device: str) -> None:
         accel = self.make_accelerator(network, device)
         network_before, accel_before = copy.deepcopy(network), copy.deepcopy(accel)
         state_before = copy.deepcopy(vars(model))
         model.evaluate(network, accel)
+        model.best_accelerator(network, device)
         assert network == network_before and accel == accel_before
-        assert vars(model).keys() == state_before.keys()
+        assert vars(model).keys() == state_before.keys(), "evaluate added or removed model attributes"
         for key, value in state_before.items():
-            assert vars(model)[key] == value, f"evaluate changed model attribute {key!r}"
+            assert same_state(value, vars(model)[key]), f"evaluate changed model attribute {key!r}"
+
+    def test_best_accelerator(self, model: HardwareModel, network: Network, device: str) -> None:
+        accel, report = model.best_accelerator(network, device)
+        _check_report(report, network)
+        assert report.feasible, report.violations
+        if accel is None:  # one fixed design: nothing to configure
+            return
+        assert accel.device == device
+        assert model.evaluate(network, accel) == report
+        known = model.evaluate(network, self.make_accelerator(network, device))
+        assert report.latency_ms <= known.latency_ms * (1 + 1e-9), "slower than a known feasible design"
+
+    def test_nothing_fits_raises(self, model: HardwareModel, network: Network, device: str) -> None:
+        base = model.catalog.get(device)
+        tiny = dataclasses.replace(
+            base, name="conformance_tiny", resources=Resources(lut=64, ff=64, bram18=0, uram=0, dsp=0)
+        )
+        built = self.build(model, DeviceCatalog(devices=(*model.catalog.devices, tiny)))
+        with pytest.raises(InfeasibleError):
+            built.best_accelerator(network, "conformance_tiny")
+
+    def test_catalog_reaches_the_model(self, model: HardwareModel, network: Network, device: str) -> None:
+        """A device that only the experiment's catalog holds (a user's device file) is usable."""
+        copy_of = dataclasses.replace(default_catalog().get(device), name="conformance_copy")
+        built = self.build(model, DeviceCatalog(devices=(*default_catalog().devices, copy_of)))
+        accel = self.make_accelerator(network, device)
+        on_copy = built.evaluate(network, dataclasses.replace(accel, device="conformance_copy"))
+        assert on_copy.latency_ms == model.evaluate(network, accel).latency_ms
+        _, report = built.best_accelerator(network, "conformance_copy")
+        assert report.feasible
 
     def test_units_and_sanity(self, model: HardwareModel, network: Network, device: str) -> None:
         report = model.evaluate(network, self.make_accelerator(network, device))
@@ -175,7 +257,7 @@ class HardwareModelConformance:
         report = model.evaluate(network, self.make_oversized_accelerator(network, device))
         _check_report(report, network)
         assert not report.feasible
-        assert all(v.split(":")[0] in RESOURCE_NAMES + ("clock_mhz",) for v in report.violations)
+        assert all(v.split(":")[0] in VIOLATION_SUBJECTS for v in report.violations), report.violations
 
     def test_over_limit_clock_is_reported(self, model: HardwareModel, network: Network, device: str) -> None:
         accel = dataclasses.replace(self.make_accelerator(network, device), clock_mhz=100_000.0)
@@ -183,11 +265,8 @@ class HardwareModelConformance:
         assert any(v.startswith("clock_mhz") for v in report.violations)
 
     def test_batch_agrees_with_evaluate(self, model: HardwareModel, network: Network, device: str) -> None:
-        batch = getattr(model, "evaluate_batch", None)
-        if batch is None:
-            pytest.skip("the model has no batch path")
         configs = [self.make_accelerator(network, device), self.make_oversized_accelerator(network, device)]
-        totals = batch(network, configs)
+        totals = model.evaluate_batch(network, configs)
         for j, accel in enumerate(configs):
             report = model.evaluate(network, accel)
             assert totals["latency_ms"][j] == report.latency_ms

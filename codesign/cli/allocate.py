@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from codesign.cli.format import table
 from codesign.core.errors import CodesignError
 from codesign.quantization.allocation import (
@@ -217,7 +215,7 @@ def _text(result: BitAllocation, problem: BitAllocationProblem) -> str:
         row: dict[str, Any] = {"layer": layer, "bits": bits, "omega": problem.omega[i][k]}
         row.update({column: t[i][k] for column, t in problem.costs})
         rows.append(row)
-    lines = [table(pd.DataFrame(rows)), "", f"objective (summed omega): {result.objective:.6g}"]
+    lines = [table(rows), "", f"objective (summed omega): {result.objective:.6g}"]
     values = result.values_dict()
     for b in problem.budgets:
         lines.append(f"budget {b}: {values[b.column]:.6g} <= {problem.limit(b):.6g}")
@@ -250,4 +248,4 @@ def _front_text(front: tuple[BitAllocation, ...], column: str) -> str:
         {column: p.values_dict()[column], "omega": p.objective, "bits": " ".join(str(b) for _, b in p.bits)}
         for p in front
     ]
-    return f"{len(front)} optimal points, omega against {column}\n" + table(pd.DataFrame(rows))
+    return f"{len(front)} optimal points, omega against {column}\n" + table(rows)

@@ -1,13 +1,15 @@
-"""Terminal formatting shared by the subcommands."""
+"""Terminal formatting shared by the subcommands (plain Python: printing a table needs no pandas)."""
 
 from __future__ import annotations
 
 import math
-
-import pandas as pd
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def _cell(value: object) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
@@ -17,13 +19,22 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def table(frame: pd.DataFrame, columns: list[str] | None = None, *, max_key: int = 60) -> str:
-    """A plain aligned text table; long candidate keys are shortened in the middle."""
-    frame = frame if columns is None else frame[[c for c in columns if c in frame.columns]]
-    if frame.empty:
+def _records(data: Any) -> tuple[list[str], list[Mapping[str, Any]]]:
+    if hasattr(data, "to_dict") and hasattr(data, "columns"):  # a pandas DataFrame
+        return [str(c) for c in data.columns], data.to_dict("records")
+    records = list(data)
+    return list(dict.fromkeys(k for r in records for k in r)), records
+
+
+def table(data: Sequence[Mapping[str, Any]] | Any, columns: list[str] | None = None, *, max_key: int = 60) -> str:
+    """A plain aligned text table of ``data`` (rows as mappings, or a pandas DataFrame), optionally only
+    ``columns`` (those present, in that order); long candidate keys are shortened in the middle. Numbers
+    are right-aligned, a missing value (None) shows as ``-``."""
+    names, records = _records(data)
+    headers = names if columns is None else [c for c in columns if c in names]
+    if not records or not headers:
         return "(no rows)"
-    rows = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
-    headers = list(frame.columns)
+    rows = [[_cell(r.get(h)) for h in headers] for r in records]
     for name in ("key", "arch"):
         if name in headers:
             k = headers.index(name)
@@ -31,7 +42,7 @@ def table(frame: pd.DataFrame, columns: list[str] | None = None, *, max_key: int
                 if len(row[k]) > max_key:
                     row[k] = row[k][: max_key // 2 - 2] + "...." + row[k][-(max_key // 2 - 2) :]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    numeric = [all(_is_number(r[i]) for r in rows) for i in range(len(headers))]
+    numeric = [_numeric([r[i] for r in rows]) for i in range(len(headers))]
 
     def line(cells: list[str]) -> str:
         return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=True)).rstrip()
@@ -45,3 +56,8 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _numeric(cells: list[str]) -> bool:
+    """A column of numbers, some perhaps missing (``-``): right-aligned."""
+    return any(c != "-" for c in cells) and all(c == "-" or _is_number(c) for c in cells)

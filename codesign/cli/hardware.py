@@ -7,12 +7,6 @@ import argparse
 import json
 from typing import Any
 
-import pandas as pd
-
-from codesign.cli.format import table
-from simulators.devices import DeviceCatalog
-from simulators.registry import hardware_model_names
-
 
 def register(sub: Any) -> None:
     from codesign.cli import hardware_import
@@ -31,6 +25,10 @@ def register(sub: Any) -> None:
 
 
 def handle_list(args: argparse.Namespace) -> int:
+    from codesign.cli.format import table
+    from simulators.devices import DeviceCatalog
+    from simulators.registry import hardware_model_names
+
     catalog = DeviceCatalog.load(args.device_file)
     rows = []
     for name in catalog.names():
@@ -39,12 +37,14 @@ def handle_list(args: argparse.Namespace) -> int:
         rows.append({"device": name, "board": d.get("board", ""), **{k: res.get(k) for k in ("lut", "ff", "bram18", "uram", "dsp")},
                      "max_clock_mhz": d.get("max_clock_mhz")})
     print("devices:")
-    print(table(pd.DataFrame(rows)))
+    print(table(rows))
     print("\nhardware models: " + ", ".join(hardware_model_names()))
     return 0
 
 
 def handle_show(args: argparse.Namespace) -> int:
+    from simulators.devices import DeviceCatalog
+
     catalog = DeviceCatalog.load(args.device_file)
     device = catalog.get(args.device).to_dict()
     if args.format == "json":

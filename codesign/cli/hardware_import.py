@@ -14,10 +14,6 @@ import argparse
 import re
 from typing import Any
 
-from codesign.core.errors import CodesignError
-from codesign.predictors.measured import MeasuredModel, models_dir
-from codesign.predictors.measurements import read_measurements
-
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -38,6 +34,10 @@ def register(hardware_subparsers: Any) -> None:
 
 
 def handle_import(args: argparse.Namespace) -> int:
+    from codesign.core.errors import CodesignError
+    from codesign.predictors.measured import MeasuredModel, models_dir
+    from codesign.predictors.measurements import read_measurements
+
     if not _NAME.match(args.name):
         raise CodesignError(f"--name {args.name!r}: expected letters, digits, '_', '.' or '-' (no path separators)")
     target = models_dir(args.out) / args.name

@@ -7,10 +7,6 @@ import argparse
 import sys
 from typing import Any
 
-from codesign.cli.format import table
-from codesign.core.errors import CodesignError
-from codesign.results.front import compare_fronts, load_front, parse_filters, parse_objectives
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("pareto", help="query, filter, export, plot and compare stored fronts", description=__doc__)
@@ -26,6 +22,8 @@ def register(sub: Any) -> None:
 
 
 def _pairs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    from codesign.core.errors import CodesignError
+
     studies = args.study or []
     if len(args.targets) == 1:
         return [(args.targets[0], s) for s in studies] or [(args.targets[0], None)]
@@ -35,6 +33,9 @@ def _pairs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from codesign.cli.format import table
+    from codesign.results.front import compare_fronts, load_front, parse_filters, parse_objectives
+
     objectives = parse_objectives(args.objectives) if args.objectives else None
     filters = parse_filters(args.where)
     fronts = [
@@ -54,7 +55,7 @@ def handle(args: argparse.Namespace) -> int:
         text = front.table.to_csv(index=False)
     else:
         head = f"study {front.study}: {len(front)} Pareto-optimal pairs on {', '.join(f'{n} ({d})' for n, d in front.objectives)}"
-        text = head + "\n" + table(front.table, front.summary_columns())
+        text = head + "\n" + table(front.rows, front.summary_columns())
     _emit(text, args.output)
     return 0
 

@@ -1,18 +1,18 @@
 """``codesign run EXPERIMENT.yaml``: search, with a progress bar; Ctrl-C stops after saving; the same
-command again resumes the same study."""
+command again resumes the same study. Training and measuring run on ``accuracy.threads`` torch threads
+(set once for the whole process, which this command owns)."""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
-from codesign.cli.format import table
-from codesign.config.experiment import load_config
-from codesign.search.loop import Interruption, Progress
+    from codesign.search.loop import Progress
 
 
 def register(sub: Any) -> None:
@@ -39,6 +39,8 @@ class _Bar:
         if not self.enabled:
             return
         if self.bar is None:
+            from tqdm import tqdm
+
             self.bar = tqdm(total=p.target, initial=p.completed, desc=self.name, unit="trial", file=sys.stderr, dynamic_ncols=True)
         self.bar.n = min(p.completed, p.target)
         share = p.feasible / p.completed if p.completed else 0.0
@@ -53,13 +55,24 @@ class _Bar:
             self.bar.close()
 
 
+def set_torch_threads(threads: int) -> None:
+    """torch's intra-op thread count for the whole process (small CPU models train fastest on one)."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def handle(args: argparse.Namespace) -> int:
+    from codesign.cli.format import table
+    from codesign.config.experiment import load_config
     from codesign.core.errors import CodesignError
     from codesign.experiment.run import run_experiment
+    from codesign.search.loop import Interruption
 
     config = load_config(args.experiment)
     if args.trials is not None and args.trials < 1:
         raise CodesignError(f"--trials must be at least 1, got {args.trials}")
+    set_torch_threads(config.accuracy.threads)
     bar = _Bar(config.name, enabled=not args.quiet)
     interruption = Interruption()
     handlers = {sig: signal.signal(sig, lambda signum, frame: interruption.request()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -87,7 +100,7 @@ def handle(args: argparse.Namespace) -> int:
               f"mean {v.accuracy_mae:.4f}, max {v.accuracy_max_error:.4f} (bias {v.accuracy_bias:+.4f}); "
               f"hardware numbers re-simulated (max relative change {v.hardware_max_rel_error:.2%})")
     if len(front):
-        print(table(front.table, front.summary_columns()))
+        print(table(front.rows, front.summary_columns()))
     else:
         constraints = ", ".join(str(c) for c in front.constraints) or "the device budgets"
         print(f"no feasible pair: no evaluated candidate meets {constraints}", file=sys.stderr)

@@ -86,7 +86,8 @@ class AccuracyConfig(_Strict):
     metric: str | None = None
     cache_dir: str | None = None
     threads: int = Field(default=1, ge=1, le=256)
-    """torch intra-op threads while training and measuring (1 is fastest for small networks)."""
+    """torch intra-op threads while training and measuring (1 is fastest for small networks); ``codesign run``
+    sets it for its process, Python API users call ``torch.set_num_threads`` themselves."""
     supernet: dict[str, Any] = Field(default_factory=dict)
     """Options of the supernet's training schedule (``method: supernet``), e.g. ``{steps: 1500}``."""
 

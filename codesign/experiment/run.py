@@ -12,13 +12,12 @@ from pathlib import Path
 import optuna
 
 from codesign.config.experiment import ExperimentConfig
-from codesign.core.values import Evaluation
 from codesign.results.front import ParetoFront, compute_front, trials_frame
 from codesign.results.verify import VerificationReport, verify_front
-from codesign.search.build import build_problem
-from codesign.search.loop import Evaluator, Interruption, Progress, SearchOutcome, prepare_study, run_trials
+from codesign.search.build import build, build_problem
+from codesign.search.loop import Interruption, Progress, SearchOutcome, prepare_study, run_trials
 from codesign.search.problem import Problem
-from codesign.search.strategies import make_sampler
+from codesign.search.strategies import Strategy
 
 FRONT_CSV = "front.csv"
 FRONT_JSON = "front.json"
@@ -35,36 +34,9 @@ class RunResult:
     verification: VerificationReport | None = None
 
 
-def sampler_evaluator(problem: Problem) -> Evaluator:
-    """Plain strategies: the sampler decides architecture and bits; the problem completes and evaluates."""
-
-    def evaluate(trial: optuna.Trial) -> Evaluation:
-        _, candidate = problem.suggest(trial)
-        return problem.evaluate(candidate)
-
-    return evaluate
-
-
-def _with_threads(evaluate: Evaluator, threads: int) -> Evaluator:
-    """Each evaluation (training, Hessian traces, measurement) runs with ``threads`` torch threads."""
-    from codesign.nn.training import torch_threads
-
-    def run(trial: optuna.Trial) -> Evaluation:
-        with torch_threads(threads):
-            return evaluate(trial)
-
-    return run
-
-
-def sampler_factory(config: ExperimentConfig, problem: Problem) -> Callable[[int], optuna.samplers.BaseSampler]:
-    """Seed -> the strategy's outer sampler (``hao``: the predictor-guided sampler over ``problem``)."""
-    if config.strategy.name == "hao":
-        from codesign.search.guided import guided_sampler_for
-        from codesign.search.hao import HAOOptions
-
-        options = dict(HAOOptions.parse(config.strategy.options).sampler or {})
-        return lambda seed: guided_sampler_for(problem, seed=seed, options=options)
-    return lambda seed: make_sampler(config.strategy.name, seed, dict(config.strategy.options))
+def sampler_factory(strategy: Strategy, problem: Problem) -> Callable[[int], optuna.samplers.BaseSampler]:
+    """Seed -> the strategy's sampler over ``problem``."""
+    return lambda seed: strategy.sampler(problem, seed)
 
 
 def front_of(config: ExperimentConfig, study: optuna.Study, *, verified: bool = False, max_rank: int = 0) -> ParetoFront:
@@ -96,21 +68,22 @@ def run_experiment(
     on_progress: Callable[[Progress], None] | None = None,
     verify: bool = True,
     interruption: Interruption | None = None,
+    strategy: Strategy | None = None,
 ) -> RunResult:
     """Search until the study holds ``trials`` (default: the experiment's budget) completed trials, then
-    (``verify``) measure the front's pairs on the test split and recompute the front from those numbers."""
-    problem = build_problem(config)
+    (``verify``) measure the front's pairs on the test split and recompute the front from those numbers.
+
+    ``strategy`` replaces the experiment's named strategy by an object (e.g. one under test that is not
+    registered); the study still records the experiment as written."""
+    if strategy is None:
+        problem, strategy = build(config)
+    else:
+        problem = build_problem(config)
     out = config.output_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    study, _ = prepare_study(config, storage=storage, out_dir=out, make_sampler=sampler_factory(config, problem), worker=worker)
+    study, _ = prepare_study(config, storage=storage, out_dir=out, make_sampler=sampler_factory(strategy, problem), worker=worker)
     target = trials if trials is not None else config.budget.trials
-    if config.strategy.name == "hao":
-        from codesign.search.hao import hao_evaluator
-
-        evaluate = hao_evaluator(config, problem, study)
-    else:
-        evaluate = sampler_evaluator(problem)
-    evaluate = _with_threads(evaluate, config.accuracy.threads)
+    evaluate = strategy.evaluator(problem, cache_dir=config.resolve(config.accuracy.cache_dir))
     label = f"{socket.gethostname()}:{os.getpid()}:{worker}"
     outcome = run_trials(
         config,
@@ -127,7 +100,7 @@ def run_experiment(
     if verify and not outcome.interrupted:  # the trial budget, or the time budget, was used up
         # the next rank too, so that a pair that drops off the front on test data can be replaced
         pool = front_of(config, study, max_rank=VERIFY_RANKS - 1)
-        report = verify_front(problem, study, pool, threads=config.accuracy.threads)
+        report = verify_front(problem, study, pool)
         if report is not None:
             front = front_of(config, study, verified=True)
     files = write_front(front, out, report)

@@ -3,6 +3,10 @@
 Nothing heavy happens until the first measurement: data are loaded and (for ``supernet``) the supernet is
 trained or read from the cache then. Measurements are cached on disk by content hash, so resumed runs,
 other strategies and other workers reuse them.
+
+The experiment's ``accuracy.threads`` is not applied here: torch's thread count is process-wide, so the
+caller that owns the process sets it (the ``codesign run`` command does; a Python caller calls
+``torch.set_num_threads`` itself).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 
 from codesign.config.experiment import ExperimentConfig
 from codesign.core.errors import CodesignError, ConfigError
-from codesign.nn.training import Measurement, TrainSchedule, torch_threads
+from codesign.nn.training import Measurement, TrainSchedule
 
 
 def default_cache_dir() -> Path:
@@ -63,20 +67,18 @@ class LazyEvaluator:
             except CodesignError as exc:
                 raise ConfigError("accuracy.supernet", str(exc)) from None
             return SupernetEvaluator(
-                self._space, data, schedule=schedule, supernet_schedule=supernet, cache=str(cache), seed=seed, threads=acc.threads
+                self._space, data, schedule=schedule, supernet_schedule=supernet, cache=str(cache), seed=seed
             )
         from codesign.nn.training import ScratchEvaluator
 
-        return ScratchEvaluator(self._space, data, schedule=schedule, cache=str(cache), seed=seed, threads=acc.threads)
+        return ScratchEvaluator(self._space, data, schedule=schedule, cache=str(cache), seed=seed)
 
     def measure(self, arch: Any, weight_bits: Any, act_bits: Any, *, split: str = "val") -> Measurement:
-        with torch_threads(self._config.accuracy.threads):
-            result: Measurement = self.evaluator.measure(arch, weight_bits, act_bits, split=split)
+        result: Measurement = self.evaluator.measure(arch, weight_bits, act_bits, split=split)
         return result
 
     def trained_model(self, arch: Any, weight_bits: Any, act_bits: Any) -> Any:
-        with torch_threads(self._config.accuracy.threads):
-            return self.evaluator.trained_model(arch, weight_bits, act_bits)
+        return self.evaluator.trained_model(arch, weight_bits, act_bits)
 
 
 def make_accuracy_source(config: ExperimentConfig, space: Any) -> LazyEvaluator:

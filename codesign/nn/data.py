@@ -10,15 +10,18 @@ validation split; the test split is for the final report.
 from __future__ import annotations
 
 import gzip
+import inspect
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from codesign.core.errors import CodesignError
+from codesign.core.plugins import DATASETS, load_plugin, plugin_names
 
-DATASETS = ("digits", "mnist")
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
     "train_labels": "train-labels-idx1-ubyte.gz",
@@ -125,43 +128,43 @@ def _tensors(images: np.ndarray, mean: float, std: float) -> torch.Tensor:
     return ((x - mean) / std).unsqueeze(1).contiguous()
 
 
-def load_dataset(
-    name: str,
-    *,
-    root: str | Path | None = None,
-    seed: int = 0,
-    train_subset: int | None = None,
-    val_size: int | None = None,
-) -> DataSplits:
-    """Seeded splits of ``"digits"`` or ``"mnist"`` (from ``root``, default :func:`default_mnist_root`).
+class DatasetSource(ABC):
+    """The data-set contract: seeded, disjoint train / validation / test splits as tensors.
 
-    ``train_subset`` keeps that many (seeded, random) training images; ``val_size`` is the number of
-    validation images (MNIST default 5,000; digits uses a 60/20/20 stratified split).
+    Registered in the ``codesign.datasets`` entry-point group (the built-ins too) and checked by
+    subclassing :class:`codesign.nn.testing.DatasetConformance`. Built with no arguments; everything a
+    load depends on is an argument of :meth:`load`.
     """
-    if name not in DATASETS:
-        raise CodesignError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
-    rng = np.random.default_rng(seed)
-    if name == "digits":
-        from sklearn.datasets import load_digits
 
-        bunch = load_digits()
-        images, labels = (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
-        train_idx, val_idx, test_idx = _stratified_split(labels, (0.6, 0.2, 0.2), rng)
-        if val_size is not None:
-            val_idx = val_idx[:val_size]
-        train = (images[train_idx], labels[train_idx])
-        val = (images[val_idx], labels[val_idx])
-        test = (images[test_idx], labels[test_idx])
-    else:
-        tr_x, tr_y, te_x, te_y = load_mnist_arrays(Path(root) if root is not None else default_mnist_root())
-        n_val = 5000 if val_size is None else int(val_size)
-        if not 0 < n_val < len(tr_y):
-            raise CodesignError(f"mnist: val_size must be in (0, {len(tr_y)}), got {n_val}")
-        order = rng.permutation(len(tr_y))
-        val_idx, train_idx = order[:n_val], order[n_val:]
-        train = (tr_x[train_idx] / 255.0, tr_y[train_idx].astype(np.int64))
-        val = (tr_x[val_idx] / 255.0, tr_y[val_idx].astype(np.int64))
-        test = (te_x / 255.0, te_y.astype(np.int64))
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def load(
+        self,
+        *,
+        seed: int,
+        root: Path | None = None,
+        train_subset: int | None = None,
+        val_size: int | None = None,
+    ) -> DataSplits:
+        """The splits under ``seed``: images ``(N, C, H, W)`` float32 normalised with the training split's
+        statistics, int64 labels in ``0..num_classes-1``; the same seed gives the same splits, and no
+        example is in two splits. ``root`` is where the files are (``accuracy.data_dir``), ``train_subset``
+        keeps that many seeded training examples, ``val_size`` sets the validation split's size."""
+
+
+def splits_from_arrays(
+    name: str,
+    seed: int,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    *,
+    train_subset: int | None = None,
+    rng: np.random.Generator,
+) -> DataSplits:
+    """:class:`DataSplits` from ``(images (N, H, W), labels)`` arrays: the seeded training subset, then
+    normalisation with the training split's mean and standard deviation."""
     if train_subset is not None:
         if not 0 < train_subset <= len(train[1]):
             raise CodesignError(f"{name}: train_subset must be in (0, {len(train[1])}], got {train_subset}")
@@ -177,4 +180,80 @@ def load_dataset(
         val_y=torch.from_numpy(val[1]),
         test_x=_tensors(test[0], mean, std),
         test_y=torch.from_numpy(test[1]),
+    )
+
+
+class DigitsDataset(DatasetSource):
+    """scikit-learn's bundled 8x8 digits (1,797 images), split 60/20/20 stratified by class."""
+
+    name = "digits"
+
+    def load(
+        self, *, seed: int, root: Path | None = None, train_subset: int | None = None, val_size: int | None = None
+    ) -> DataSplits:
+        from sklearn.datasets import load_digits
+
+        rng = np.random.default_rng(seed)
+        bunch = load_digits()
+        images, labels = (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
+        train_idx, val_idx, test_idx = _stratified_split(labels, (0.6, 0.2, 0.2), rng)
+        if val_size is not None:
+            val_idx = val_idx[:val_size]
+        train = (images[train_idx], labels[train_idx])
+        val = (images[val_idx], labels[val_idx])
+        test = (images[test_idx], labels[test_idx])
+        return splits_from_arrays(self.name, seed, train, val, test, train_subset=train_subset, rng=rng)
+
+
+class MnistDataset(DatasetSource):
+    """MNIST from its four IDX files in ``root`` (default :func:`default_mnist_root`): the official 10,000
+    test images are the test split, the validation split (5,000 by default) comes out of the training set."""
+
+    name = "mnist"
+
+    def load(
+        self, *, seed: int, root: Path | None = None, train_subset: int | None = None, val_size: int | None = None
+    ) -> DataSplits:
+        rng = np.random.default_rng(seed)
+        tr_x, tr_y, te_x, te_y = load_mnist_arrays(Path(root) if root is not None else default_mnist_root())
+        n_val = 5000 if val_size is None else int(val_size)
+        if not 0 < n_val < len(tr_y):
+            raise CodesignError(f"mnist: val_size must be in (0, {len(tr_y)}), got {n_val}")
+        order = rng.permutation(len(tr_y))
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        train = (tr_x[train_idx] / 255.0, tr_y[train_idx].astype(np.int64))
+        val = (tr_x[val_idx] / 255.0, tr_y[val_idx].astype(np.int64))
+        test = (te_x / 255.0, te_y.astype(np.int64))
+        return splits_from_arrays(self.name, seed, train, val, test, train_subset=train_subset, rng=rng)
+
+
+def dataset_names() -> tuple[str, ...]:
+    """Every registered data-set name."""
+    return plugin_names(DATASETS)
+
+
+def make_dataset(name: str) -> DatasetSource:
+    """The data set registered as ``name``; an unknown name is an error listing the known ones."""
+    cls = load_plugin(DATASETS, name)
+    if not (inspect.isclass(cls) and issubclass(cls, DatasetSource)) or inspect.isabstract(cls):
+        raise CodesignError(f"data set {name!r}: {cls!r} is not a concrete codesign.nn.data.DatasetSource")
+    return cls()
+
+
+def load_dataset(
+    name: str,
+    *,
+    root: str | Path | None = None,
+    seed: int = 0,
+    train_subset: int | None = None,
+    val_size: int | None = None,
+) -> DataSplits:
+    """Seeded splits of the data set registered as ``name`` (built-in: ``"digits"``, ``"mnist"``).
+
+    ``train_subset`` keeps that many (seeded, random) training images; ``val_size`` is the number of
+    validation images (MNIST default 5,000; digits uses a 60/20/20 stratified split).
+    """
+    source = make_dataset(name)
+    return source.load(
+        seed=seed, root=Path(root) if root is not None else None, train_subset=train_subset, val_size=val_size
     )

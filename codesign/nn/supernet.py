@@ -29,7 +29,7 @@ from codesign.core.errors import CodesignError
 from codesign.nn.cache import DiskCache, content_key
 from codesign.nn.data import DataSplits
 from codesign.nn.models import ConvBN, MBConvNet
-from codesign.nn.training import CachedEvaluator, TrainSchedule, batches, seeded_model, torch_threads
+from codesign.nn.training import CachedEvaluator, TrainSchedule, batches, seeded_model
 from codesign.quantization.fake import act_qparams, fake_quant_act, fake_quant_weight, set_quant_mode
 from codesign.quantization.sensitivity import TraceSettings, hessian_traces
 from search_spaces.mbconv import MBConvArch, MBConvSpace
@@ -276,14 +276,11 @@ class SupernetEvaluator(CachedEvaluator):
         supernet_schedule: SupernetSchedule | None = None,
         cache: DiskCache | str | Path | None = None,
         seed: int = 0,
-        threads: int | None = 1,
         val_limit: int | None = None,
     ) -> None:
         if not isinstance(space, MBConvSpace):
             raise CodesignError(f"the supernet needs an MBConv space, got {type(space).__name__}")
-        super().__init__(
-            space, data, schedule=schedule or TrainSchedule(), cache=cache, seed=seed, threads=threads
-        )
+        super().__init__(space, data, schedule=schedule or TrainSchedule(), cache=cache, seed=seed)
         self.val_limit = val_limit
         self.supernet_schedule = supernet_schedule or SupernetSchedule()
         self.supernet_key = content_key(
@@ -311,8 +308,7 @@ class SupernetEvaluator(CachedEvaluator):
             supernet.train_seconds, supernet.cached = float(record["train_seconds"]), True
             supernet.train_cpu_seconds = float(record.get("train_cpu_seconds", 0.0))
             return supernet
-        with torch_threads(self.threads):
-            supernet = train_supernet(space, self.data, self.supernet_schedule, seed=self.seed)
+        supernet = train_supernet(space, self.data, self.supernet_schedule, seed=self.seed)
         self.cache.put_state(key, supernet.state_dict())
         self.cache.put_json(
             key, {"train_seconds": supernet.train_seconds, "train_cpu_seconds": supernet.train_cpu_seconds}
@@ -338,11 +334,10 @@ class SupernetEvaluator(CachedEvaluator):
         )
         record = self.cache.get_json(key)
         if record is None:
-            with torch_threads(self.threads):
-                model = self.trained_model(self.space.largest())
-                set_quant_mode(model, "float")
-                x, y = self.data.train_x[:images], self.data.train_y[:images]
-                traces = hessian_traces(model, F.cross_entropy, [(x, y)], settings=settings)
+            model = self.trained_model(self.space.largest())
+            set_quant_mode(model, "float")
+            x, y = self.data.train_x[:images], self.data.train_y[:images]
+            traces = hessian_traces(model, F.cross_entropy, [(x, y)], settings=settings)
             record = {t.name: t.trace_per_param for t in traces}
             self.cache.put_json(key, record)
         return {name: float(value) for name, value in record.items()}

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from codesign.core.errors import CodesignError
-from codesign.core.values import AcceleratorConfig, HardwareReport, Network, Resources
+from codesign.core.values import AcceleratorConfig, Fidelity, HardwareReport, Network, Resources
 from codesign.predictors.latency import LatencyPredictor
 from codesign.predictors.metrics import RegressionMetrics, regression_metrics
 from simulators.base import HardwareModel
+from simulators.devices import DeviceCatalog
 
 MEASURED_FORMAT_VERSION = 1
 META_FILE = "measured.json"
@@ -139,7 +140,7 @@ def fit_with_confidence(
     return model, confidence, metrics
 
 
-class MeasuredModel:
+class MeasuredModel(HardwareModel):
     """A hardware model whose latency (and energy, when measured) comes from a predictor fitted to
     measurements. ``prior`` is the simulator used as a prior (``None`` for none), ``device``/``clock_mhz``
     the device its best accelerator is chosen on when a call gives no accelerator configuration.
@@ -158,7 +159,9 @@ class MeasuredModel:
         energy: LatencyPredictor | None = None,
         energy_confidence: Confidence | None = None,
         uses_accel: bool = False,
+        catalog: DeviceCatalog | None = None,
     ) -> None:
+        super().__init__(catalog=catalog)
         self.name = name
         self.latency = latency
         self.confidence = confidence
@@ -172,7 +175,7 @@ class MeasuredModel:
         """Whether the measurements named accelerator configurations; when not, the one a call passes is
         ignored (the measured device is one fixed design)."""
 
-    fidelity = "predicted"
+    fidelity = Fidelity.PREDICTED
     """Its numbers are predictions learned from measurements (the search records them as such)."""
 
     @staticmethod
@@ -189,13 +192,12 @@ class MeasuredModel:
             if acc is not None:
                 reports.append(prior.evaluate(net, acc))
                 continue
-            best = getattr(prior, "best_accelerator", None)
-            if best is None or device is None:
+            if device is None:
                 raise CodesignError(
-                    f"measured model: the prior {getattr(prior, 'name', prior)!r} needs an accelerator configuration per row, "
-                    "or a device to choose the best one on (--device) when it can optimise one"
+                    f"measured model: the prior {prior.name!r} needs an accelerator configuration per row, "
+                    "or a device to choose the best one on (--device)"
                 )
-            reports.append(best(net, device, clock_mhz)[1])
+            reports.append(prior.best_accelerator(net, device, clock_mhz)[1])
         return reports
 
     @classmethod
@@ -234,6 +236,19 @@ class MeasuredModel:
         if self.prior is None:
             return None
         return self.prior_reports(self.prior, [network], [accel], self.device, self.clock_mhz)[0]
+
+    def best_accelerator(
+        self, network: Network, device: str, clock_mhz: float | None = None
+    ) -> tuple[AcceleratorConfig | None, HardwareReport]:
+        """A model learned without accelerator configurations is one fixed design: ``(None, report)``.
+        One learned over configurations takes the prior's latency-optimal configuration on ``device``
+        (the measured device when empty) and predicts its latency."""
+        if not self.uses_accel:
+            return None, self.evaluate(network, None)
+        if self.prior is None:
+            raise CodesignError(f"measured model {self.name!r}: needs a prior to choose an accelerator configuration")
+        accel, _ = self.prior.best_accelerator(network, device or self.device or "", clock_mhz or self.clock_mhz)
+        return accel, self.evaluate(network, accel)
 
     def predict_interval(
         self, network: Network, accel: AcceleratorConfig | None = None
@@ -288,7 +303,7 @@ class MeasuredModel:
         return path
 
     @classmethod
-    def load(cls, folder: str | Path) -> MeasuredModel:
+    def load(cls, folder: str | Path, *, catalog: DeviceCatalog | None = None) -> MeasuredModel:
         """Read a model saved by :meth:`save`; the prior is rebuilt by name from the hardware-model registry."""
         path = Path(folder)
         if not (path / META_FILE).is_file():
@@ -305,14 +320,14 @@ class MeasuredModel:
         if meta.get("prior"):
             from simulators.registry import make_hardware_model
 
-            prior = make_hardware_model(str(meta["prior"]))
+            prior = make_hardware_model(str(meta["prior"]), catalog=catalog)
         energy_path = path / "energy"
         return cls(
             name=str(meta["name"]), latency=LatencyPredictor.load(path / "latency"), confidence=Confidence.from_dict(meta["confidence"]),
             prior=prior, prior_name=meta.get("prior"), device=meta.get("device"), clock_mhz=meta.get("clock_mhz"),
             energy=LatencyPredictor.load(energy_path) if energy_path.is_dir() else None,
             energy_confidence=None if meta.get("energy_confidence") is None else Confidence.from_dict(meta["energy_confidence"]),
-            uses_accel=bool(meta.get("uses_accel", False)),
+            uses_accel=bool(meta.get("uses_accel", False)), catalog=catalog,
         )  # fmt: skip
 
 
@@ -323,7 +338,7 @@ def models_dir(explicit: str | Path | None = None) -> Path:
     return Path(os.environ.get(MODELS_ENV) or "models")
 
 
-def load_measured(name: str, directory: str | Path | None = None) -> MeasuredModel:
+def load_measured(name: str, directory: str | Path | None = None, *, catalog: DeviceCatalog | None = None) -> MeasuredModel:
     """The measured model saved as ``<directory>/<name>`` (``measured:NAME`` in an experiment).
 
     Keyword-compatible with the hardware-model registry: registered as ``measured =
@@ -335,4 +350,4 @@ def load_measured(name: str, directory: str | Path | None = None) -> MeasuredMod
         raise CodesignError(
             f"unknown measured hardware model {name!r} in {root}; known: {', '.join(known) or 'none'}"
         )
-    return MeasuredModel.load(folder)
+    return MeasuredModel.load(folder, catalog=catalog)

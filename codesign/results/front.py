@@ -3,6 +3,10 @@ filtered by constraints, re-ranked on other objectives, exported, plotted and co
 
 Numbers verified after the search (real test accuracy, re-simulated hardware) replace the searched
 ones, and the ``fidelity.<metric>`` column says which is which.
+
+The front is computed on plain rows (one dict per trial, every row with every column); pandas is imported
+only when a DataFrame is asked for (:attr:`ParetoFront.table`, :attr:`ParetoFront.trials`,
+:func:`trials_frame`, CSV export, :func:`compare_fronts`), so printing a front stays quick.
 """
 
 from __future__ import annotations
@@ -11,13 +15,13 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-import pandas as pd
 
 from codesign.config.experiment import Constraint, parse_constraint
 from codesign.core import pareto
@@ -34,6 +38,12 @@ from codesign.search.storage import (
     open_existing_storage,
     pick_study,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Row = dict[str, Any]
+"""One trial as a row: column name -> value (missing numbers are NaN)."""
 
 MAXIMIZED_METRICS = ("accuracy", "throughput_fps")
 """Metrics that are better when larger (besides names ending in ``_acc`` or ``accuracy``)."""
@@ -78,8 +88,8 @@ class Filter:
             raise CodesignError(f"filter {text!r}: expected METRIC OP NUMBER with OP one of <, <=, >, >=, ==, !=")
         return cls(match.group(1), match.group(2), float(match.group(3)))
 
-    def mask(self, column: pd.Series) -> np.ndarray:
-        values = column.to_numpy(dtype=float)
+    def mask(self, column: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
+        values = np.asarray(column, dtype=float)
         ops = {
             "<": np.less,
             "<=": np.less_equal,
@@ -142,9 +152,20 @@ def accelerator_summary(candidate: Candidate) -> str:
     return f"{accel.template} {params} @{accel.clock_mhz:g}MHz"
 
 
-def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per finished trial: candidate columns, every metric (verified where known), the fidelity of
-    each metric (``fidelity.<metric>``), feasibility and any error."""
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _normalised(rows: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, ...], list[Row]]:
+    """The columns (in order of first appearance, as pandas orders them) and the rows with every column,
+    NaN where a row had none."""
+    rows = list(rows)
+    columns = tuple(dict.fromkeys(k for r in rows for k in r))
+    return columns, [{c: r.get(c, math.nan) for c in columns} for r in rows]
+
+
+def trial_rows(study: optuna.Study) -> tuple[tuple[str, ...], list[Row]]:
+    """The columns and rows of :func:`trials_frame`, without pandas."""
     rows = []
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
     verified = study.user_attrs.get(ATTR_VERIFIED) or {}
@@ -174,20 +195,58 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         row.update(metrics)
         row.update({f"fidelity.{k}": v for k, v in fidelity.items()})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return _normalised(rows)
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per finished trial: candidate columns, every metric (verified where known), the fidelity of
+    each metric (``fidelity.<metric>``), feasibility and any error."""
+    import pandas as pd
+
+    columns, rows = trial_rows(study)
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def _records(trials: pd.DataFrame | Sequence[Mapping[str, Any]]) -> tuple[tuple[str, ...], list[Row]]:
+    if hasattr(trials, "to_dict") and hasattr(trials, "columns"):  # a pandas DataFrame
+        return tuple(str(c) for c in trials.columns), [dict(r) for r in trials.to_dict("records")]
+    return _normalised(trials)
+
+
+def _sorted_rows(rows: Sequence[Row], column: str, *, ascending: bool) -> list[Row]:
+    """Stable sort on ``column``, NaN last (as pandas ``sort_values(kind="stable")``)."""
+    present = [r for r in rows if not _missing(r[column])]
+    absent = [r for r in rows if _missing(r[column])]
+    return sorted(present, key=lambda r: float(r[column]), reverse=not ascending) + absent
 
 
 @dataclass(frozen=True)
 class ParetoFront:
-    """The front of one study for chosen objectives and constraints; ``table`` holds its rows (sorted by
-    the first objective) and ``trials`` every finished trial."""
+    """The front of one study for chosen objectives and constraints: ``rows`` (sorted by the first
+    objective) and ``trial_rows`` (every finished trial) share ``columns``; :attr:`table` and
+    :attr:`trials` give them as pandas DataFrames."""
 
     study: str
     objectives: tuple[tuple[str, str], ...]
     constraints: tuple[Constraint, ...]
     filters: tuple[Filter, ...]
-    table: pd.DataFrame
-    trials: pd.DataFrame
+    rows: tuple[Row, ...] = field(repr=False)
+    trial_rows: tuple[Row, ...] = field(repr=False)
+    columns: tuple[str, ...] = field(repr=False)
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """The front, one row per pair (a DataFrame; built on first use)."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.rows), columns=list(self.columns))
+
+    @cached_property
+    def trials(self) -> pd.DataFrame:
+        """Every finished trial (a DataFrame; built on first use)."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.trial_rows), columns=list(self.columns))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -198,36 +257,41 @@ class ParetoFront:
         return tuple(d for _, d in self.objectives)
 
     def __len__(self) -> int:
-        return len(self.table)
+        return len(self.rows)
 
     def pairs(self) -> tuple[FrontPair, ...]:
         out = []
-        metric_cols = [c for c in self.table.columns if c not in _META_COLUMNS and not c.startswith("fidelity.")]
-        for _, row in self.table.iterrows():
+        metric_cols = metric_columns(self.columns)
+        fidelity_cols = [c for c in self.columns if c.startswith("fidelity.")]
+        for row in self.rows:
             out.append(
                 FrontPair(
                     trial=int(row["trial"]),
                     candidate=Candidate.from_dict(json.loads(row["candidate"])),
-                    metrics={c: float(row[c]) for c in metric_cols if not pd.isna(row[c]) and not c.startswith("searched.")},
-                    fidelity={c.removeprefix("fidelity."): str(row[c]) for c in self.table.columns if c.startswith("fidelity.") and isinstance(row[c], str)},
+                    metrics={c: float(row[c]) for c in metric_cols if not _missing(row[c]) and not c.startswith("searched.")},
+                    fidelity={c.removeprefix("fidelity."): str(row[c]) for c in fidelity_cols if isinstance(row[c], str)},
                 )
             )
         return tuple(out)
 
     def losses(self, frame: pd.DataFrame | None = None) -> np.ndarray:
-        frame = self.table if frame is None else frame
-        return pareto.to_losses(frame[list(self.names)].to_numpy(dtype=float), self.directions)
+        """The objectives of the front's rows (or of ``frame``'s) as losses, one row per pair."""
+        if frame is not None:
+            return pareto.to_losses(frame[list(self.names)].to_numpy(dtype=float), self.directions)
+        values = np.asarray([[r[n] for n in self.names] for r in self.rows], dtype=float)
+        return pareto.to_losses(values.reshape(len(self.rows), len(self.names)), self.directions)
 
     def hypervolume(self, reference: Sequence[float]) -> float:
         """Hypervolume in loss space (maximised objectives negated) against ``reference`` (same space)."""
-        if self.table.empty:
+        if not self.rows:
             return 0.0
         return pareto.hypervolume(self.losses(), reference)
 
     def summary_columns(self) -> list[str]:
         preferred = [*self.names, "latency_ms", "throughput_fps", "energy_mj", "dsp", "lut", "bram18", "model_size_mb"]
-        extra = ["arch", "bits", "accelerator"] if self.table.get("bits", pd.Series(dtype=str)).astype(bool).any() else ["arch"]
-        return ["trial"] + [c for c in dict.fromkeys(preferred) if c in self.table.columns] + extra
+        has_bits = "bits" in self.columns and any(bool(r["bits"]) for r in self.rows)
+        extra = ["arch", "bits", "accelerator"] if has_bits else ["arch"]
+        return ["trial"] + [c for c in dict.fromkeys(preferred) if c in self.columns] + extra
 
     def to_csv(self, path: str | Path) -> Path:
         path = Path(path)
@@ -250,22 +314,23 @@ class ParetoFront:
         return text
 
     def plot(self, path: str | Path, x: str | None = None, y: str | None = None) -> Path:
-        """A scatter of every feasible trial with the front highlighted, saved as PNG or PDF."""
-        import matplotlib
+        """A scatter of every feasible trial with the front highlighted, saved as PNG or PDF.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        Drawn with matplotlib's object API on a figure of its own: neither pyplot nor the process-wide
+        backend is touched."""
+        from matplotlib.figure import Figure
 
         x = x or self.names[min(1, len(self.names) - 1)]
         y = y or self.names[0]
         for metric in (x, y):
-            if metric not in self.trials.columns:
-                raise CodesignError(f"plot: no metric {metric!r}; known: {', '.join(metric_columns(self.trials))}")
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        done = self.trials[self.trials["state"] == "COMPLETE"]
-        ax.scatter(done[x], done[y], s=12, c="0.7", label="evaluated")
-        front = self.table.sort_values(x)
-        ax.plot(front[x], front[y], "o-", c="tab:red", label="Pareto front")
+            if metric not in self.columns:
+                raise CodesignError(f"plot: no metric {metric!r}; known: {', '.join(metric_columns(self.columns))}")
+        fig = Figure(figsize=(6, 4.5))
+        ax = fig.subplots()
+        done = [r for r in self.trial_rows if r["state"] == "COMPLETE"]
+        ax.scatter([r[x] for r in done], [r[y] for r in done], s=12, c="0.7", label="evaluated")
+        front = _sorted_rows(self.rows, x, ascending=True)
+        ax.plot([r[x] for r in front], [r[y] for r in front], "o-", c="tab:red", label="Pareto front")
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         ax.set_title(self.study)
@@ -273,19 +338,20 @@ class ParetoFront:
         fig.tight_layout()
         path = Path(path)
         fig.savefig(path, dpi=120)
-        plt.close(fig)
         return path
 
 
 _META_COLUMNS = ("trial", "state", "key", "arch", "bits", "accelerator", "candidate", "violations", "error", "verified", "feasible")
 
 
-def metric_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in _META_COLUMNS and not c.startswith("fidelity.")]
+def metric_columns(frame: pd.DataFrame | Iterable[str]) -> list[str]:
+    """The metric columns of a trials frame (or of a sequence of column names)."""
+    columns = frame.columns if hasattr(frame, "columns") else frame
+    return [c for c in columns if c not in _META_COLUMNS and not c.startswith("fidelity.")]
 
 
 def compute_front(
-    trials: pd.DataFrame,
+    trials: pd.DataFrame | Sequence[Mapping[str, Any]],
     *,
     study: str,
     objectives: Sequence[tuple[str, str]],
@@ -296,31 +362,43 @@ def compute_front(
 ) -> ParetoFront:
     """The feasible non-dominated rows of ``trials`` for ``objectives`` (pure; see :func:`load_front`).
     With ``verified_only`` the front is taken over verified pairs alone, on their verified numbers;
-    ``max_rank`` > 0 also keeps the feasible rows of the next non-domination ranks."""
-    known = metric_columns(trials)
+    ``max_rank`` > 0 also keeps the feasible rows of the next non-domination ranks. ``trials`` is a
+    DataFrame (:func:`trials_frame`) or a sequence of row mappings (:func:`trial_rows`)."""
+    columns, rows = _records(trials)
+    known = metric_columns(columns)
     for name in [n for n, _ in objectives] + [c.metric for c in constraints] + [f.metric for f in filters]:
         if name not in known:
             raise CodesignError(f"unknown metric {name!r}; this study has: {', '.join(known) or 'no completed trial'}")
-    done = trials[trials["state"] == "COMPLETE"] if not trials.empty else trials
-    if verified_only and not done.empty:
-        done = done[done["verified"]]
-    if done.empty:
-        return ParetoFront(study, tuple(objectives), tuple(constraints), tuple(filters), done.copy(), trials)
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    if verified_only:
+        done = [r for r in done if r["verified"]]
+    head = (study, tuple(objectives), tuple(constraints), tuple(filters))
+    if not done:
+        return ParetoFront(*head, (), tuple(rows), columns)
     keep = np.ones(len(done), dtype=bool)
     for f in filters:
-        keep &= f.mask(done[f.metric])
-    done = done[keep]
-    g = np.stack([[c.value(v) for v in done[c.metric].to_numpy(dtype=float)] for c in constraints], axis=1) if constraints and len(done) else None
+        keep &= f.mask([r[f.metric] for r in done])
+    done = [r for r, k in zip(done, keep, strict=True) if k]
+
+    def column(name: str) -> np.ndarray:
+        return np.asarray([r[name] for r in done], dtype=float)
+
+    g = np.stack([[c.value(v) for v in column(c.metric)] for c in constraints], axis=1) if constraints and done else None
     names = [n for n, _ in objectives]
-    losses = pareto.to_losses(done[names].to_numpy(dtype=float), [d for _, d in objectives])
-    if max_rank == 0 or not len(done):
-        mask = pareto.pareto_mask(losses, g) if len(done) else np.zeros(0, dtype=bool)
+    values = np.asarray([[r[n] for n in names] for r in done], dtype=float).reshape(len(done), len(names))
+    losses = pareto.to_losses(values, [d for _, d in objectives])
+    if max_rank == 0 or not done:
+        mask = pareto.pareto_mask(losses, g) if done else np.zeros(0, dtype=bool)
     else:
         mask = (pareto.pareto_ranks(losses, g) <= max_rank) & pareto.feasible_mask(g, len(done))
-    table = done[mask].drop_duplicates(subset="key", keep="first")
+    front, seen = [], set()
+    for r, on in zip(done, mask, strict=True):
+        if on and r["key"] not in seen:  # the first row of each candidate
+            seen.add(r["key"])
+            front.append(r)
     first, direction = objectives[0]
-    table = table.sort_values(first, ascending=direction == "minimize", kind="stable").reset_index(drop=True)
-    return ParetoFront(study, tuple(objectives), tuple(constraints), tuple(filters), table, trials)
+    front = _sorted_rows(front, first, ascending=direction == "minimize")
+    return ParetoFront(*head, tuple(front), tuple(rows), columns)
 
 
 def load_front(
@@ -343,29 +421,31 @@ def load_front(
     if objectives is None:
         objectives = tuple((str(k), str(v)) for k, v in experiment["objectives"].items())
     constraints = () if ignore_constraints else tuple(parse_constraint(m, t) for m, t in experiment.get("constraints", {}).items())
-    frame = trials_frame(loaded)
+    _, rows = trial_rows(loaded)
     if verified is None:
-        verified = bool(not frame.empty and frame["verified"].any())
-    return compute_front(frame, study=name, objectives=objectives, constraints=constraints, filters=filters, verified_only=verified)
+        verified = any(bool(r["verified"]) for r in rows)
+    return compute_front(rows, study=name, objectives=objectives, constraints=constraints, filters=filters, verified_only=verified)
 
 
 def compare_fronts(fronts: Sequence[ParetoFront]) -> pd.DataFrame:
     """Hypervolume of each front against one common reference (the nadir of all their feasible trials
     plus 1% of each range), and the share of each front's pairs dominated by another front's pairs."""
+    import pandas as pd
+
     if not fronts:
         raise CodesignError("compare: give at least one study")
     objectives = fronts[0].objectives
     for f in fronts[1:]:
         if f.objectives != objectives:
             raise CodesignError(f"compare: study {f.study!r} has objectives {dict(f.objectives)}, expected {dict(objectives)}")
-    everything = [f.losses(f.table) for f in fronts if not f.table.empty]
+    everything = [f.losses() for f in fronts if f.rows]
     if not everything:
         raise CodesignError("compare: no study has a feasible pair")
     reference = pareto.reference_point(np.vstack(everything))
     rows = []
     for i, f in enumerate(fronts):
-        own = f.losses() if not f.table.empty else np.zeros((0, len(objectives)))
-        others = [g.losses() for j, g in enumerate(fronts) if j != i and not g.table.empty]
+        own = f.losses() if f.rows else np.zeros((0, len(objectives)))
+        others = [g.losses() for j, g in enumerate(fronts) if j != i and g.rows]
         dominated = 0.0
         if own.size and others:
             other = np.vstack(others)
@@ -375,7 +455,7 @@ def compare_fronts(fronts: Sequence[ParetoFront]) -> pd.DataFrame:
             {
                 "study": f.study,
                 "pairs": len(f),
-                "trials": int((f.trials["state"] == "COMPLETE").sum()) if not f.trials.empty else 0,
+                "trials": sum(r["state"] == "COMPLETE" for r in f.trial_rows),
                 "hypervolume": pareto.hypervolume(own, reference) if own.size else 0.0,
                 "dominated_share": dominated,
             }

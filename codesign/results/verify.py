@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 
-from codesign.nn.training import torch_threads
 from codesign.results.front import ParetoFront
 from codesign.search.problem import CodesignProblem, Problem
 from codesign.search.storage import ATTR_VERIFIED, json_float
@@ -42,17 +41,16 @@ class VerificationReport:
         }
 
 
-def verify_front(problem: Problem, study: optuna.Study, front: ParetoFront, *, threads: int = 1) -> VerificationReport | None:
+def verify_front(problem: Problem, study: optuna.Study, front: ParetoFront) -> VerificationReport | None:
     """Measure every pair of ``front`` (the searched front, or more pairs) on the test split and simulate
     it again; store the verified numbers on the study. Tabular problems are exact already and are not
-    re-verified (returns None)."""
+    re-verified (returns None). Runs on the current torch thread count (see :mod:`codesign.nn.training`)."""
     if not isinstance(problem, CodesignProblem) or len(front) == 0:
         return None
     stored = dict(study.user_attrs.get(ATTR_VERIFIED) or {})
     errors, hw_errors = [], []
     for pair in front.pairs():
-        with torch_threads(threads):
-            evaluation = problem.evaluate(pair.candidate, split="test")
+        evaluation = problem.evaluate(pair.candidate, split="test")
         stored[str(pair.trial)] = {
             "metrics": {k: json_float(v) for k, v in evaluation.metrics.items()},
             "fidelity": {k: v.value for k, v in evaluation.fidelity.items()},

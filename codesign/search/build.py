@@ -1,9 +1,10 @@
 """The config boundary: the one place where names in an experiment become objects.
 
-:func:`check_names` validates every name (space, hardware model, device, clock, strategy, data set,
-metrics) and raises :class:`ConfigError` with the key path and the known names; :func:`build_problem`
-then builds the search problem. Heavy parts (data, trained models) are built lazily by the accuracy
-source, on first use.
+Every name (space, hardware model, device, clock, strategy, data set, metrics) is looked up in its
+plugin registry (:mod:`codesign.core.plugins`: the entry-point groups, built-ins included); an unknown
+one is a :class:`ConfigError` with the key path and the known names. :func:`build_problem` builds the
+search problem and :func:`build_strategy` the strategy. Heavy parts (data, trained models) are built
+lazily by the accuracy source, on first use.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from codesign.config.experiment import ExperimentConfig
 from codesign.core.errors import CodesignError, ConfigError
 from codesign.search.problem import CodesignProblem, Problem, TableProblem
-from codesign.search.strategies import check_strategy
+from codesign.search.strategies import Strategy, make_strategy
 from search_spaces.bitwidth import BitWidthSpace
 from search_spaces.registry import make_space, space_names
 from simulators.devices import DeviceCatalog
@@ -44,7 +45,7 @@ def _space(config: ExperimentConfig) -> Any:
 MEASURED_PREFIX = "measured:"
 
 
-def _measured(config: ExperimentConfig) -> tuple[Any, str, float | None]:
+def _measured(config: ExperimentConfig, catalog: DeviceCatalog) -> tuple[Any, str, float | None]:
     """``measured:NAME``: a model learned by ``codesign hardware import`` (its folder from
     ``hardware.options.models_dir``, relative to the experiment file, else the default models folder)."""
     from codesign.predictors.measured import load_measured
@@ -55,7 +56,7 @@ def _measured(config: ExperimentConfig) -> tuple[Any, str, float | None]:
     if options:
         raise ConfigError("hardware.options", f"unknown option(s) {', '.join(sorted(options))} for a measured model; known: models_dir")
     try:
-        model = load_measured(hw.model.removeprefix(MEASURED_PREFIX), directory)
+        model = load_measured(hw.model.removeprefix(MEASURED_PREFIX), directory, catalog=catalog)
     except CodesignError as exc:
         raise ConfigError("hardware.model", str(exc)) from None
     return model, hw.device or model.device or "", hw.clock_mhz
@@ -64,7 +65,7 @@ def _measured(config: ExperimentConfig) -> tuple[Any, str, float | None]:
 def _hardware(config: ExperimentConfig, catalog: DeviceCatalog) -> tuple[Any, str, float | None]:
     hw = config.hardware
     if hw.model.startswith(MEASURED_PREFIX):
-        return _measured(config)
+        return _measured(config, catalog)
     if hw.model not in hardware_model_names():
         known = ", ".join((*hardware_model_names(), MEASURED_PREFIX + "NAME"))
         raise ConfigError("hardware.model", f"unknown hardware model {hw.model!r}; known: {known}")
@@ -76,10 +77,10 @@ def _hardware(config: ExperimentConfig, catalog: DeviceCatalog) -> tuple[Any, st
     if hw.clock_mhz is not None and hw.clock_mhz > device.max_clock_mhz:
         raise ConfigError("hardware.clock_mhz", f"{hw.clock_mhz:g} MHz exceeds {device.name}'s limit of {device.max_clock_mhz:g} MHz")
     options = dict(hw.options)
-    if hw.device_files and hw.model in ("overlay", "dataflow"):
-        options["catalog"] = catalog
+    if "catalog" in options:
+        raise ConfigError("hardware.options.catalog", "set by the tool from the device catalog; use hardware.device_files")
     try:
-        model = make_hardware_model(hw.model, **options)
+        model = make_hardware_model(hw.model, catalog=catalog, **options)
     except CodesignError as exc:
         raise ConfigError("hardware.options", str(exc)) from None
     return model, hw.device, hw.clock_mhz
@@ -108,19 +109,25 @@ def _table_problem(config: ExperimentConfig, space: Any) -> TableProblem:
     return TableProblem(space=space, table=table, accuracy_column=metric, columns=columns)
 
 
+def build_strategy(config: ExperimentConfig) -> Strategy:
+    """The experiment's strategy, its options checked."""
+    return make_strategy(config.strategy.name, config.strategy.options)
+
+
 def build_problem(config: ExperimentConfig) -> Problem:
-    """Validate every name of ``config`` and build its search problem."""
-    check_strategy(config.strategy.name)
+    """Validate every name of ``config`` but the strategy's (:func:`build_strategy`) and build its search
+    problem."""
     space = _space(config)
     if config.space.architecture in TABLE_SPACES or config.accuracy.method == "table":
         if config.space.architecture not in TABLE_SPACES:
             raise ConfigError("accuracy.method", f"'table' needs a tabular space ({', '.join(TABLE_SPACES)})")
         problem: Problem = _table_problem(config, space)
     else:
-        from codesign.nn.data import DATASETS
+        from codesign.nn.data import dataset_names
 
-        if config.accuracy.dataset not in DATASETS:
-            raise ConfigError("accuracy.dataset", f"unknown data set {config.accuracy.dataset!r}; known: {', '.join(DATASETS)}")
+        if config.accuracy.dataset not in dataset_names():
+            names = ", ".join(dataset_names())
+            raise ConfigError("accuracy.dataset", f"unknown data set {config.accuracy.dataset!r}; known: {names}")
         catalog = catalog_for(config)
         model, device, clock = _hardware(config, catalog)
         bits = BitWidthSpace(weight_bits=config.space.weight_bits, act_bits=config.space.act_bits)
@@ -133,3 +140,9 @@ def build_problem(config: ExperimentConfig) -> Problem:
         if constraint.metric not in known:
             raise ConfigError(f"constraints.{constraint.metric}", f"unknown metric; known: {', '.join(known)}")
     return problem
+
+
+def build(config: ExperimentConfig) -> tuple[Problem, Strategy]:
+    """Every name of ``config`` checked, its strategy first: the search problem and the strategy."""
+    strategy = build_strategy(config)
+    return build_problem(config), strategy

@@ -19,19 +19,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import optuna
 from torch import nn
 
-from codesign.config.experiment import ExperimentConfig
 from codesign.core.errors import ConfigError, InfeasibleError
 from codesign.core.values import Candidate, Evaluation, Network
 from codesign.quantization.allocation import BitAllocationProblem, Budget, allocate_bits, network_costs
 from codesign.quantization.joint import hao_program
 from codesign.quantization.sensitivity import TraceSettings, sensitivity_table
+from codesign.search.guided import OPTIONS as SAMPLER_OPTIONS
+from codesign.search.guided import guided_sampler_for
 from codesign.search.loop import Evaluator
 from codesign.search.problem import CodesignProblem, Problem, suggest_arch
+from codesign.search.strategies import Strategy
 from search_spaces.bitwidth import tie_groups
 from simulators.overlay import OverlayModel, OverlaySpace
 
@@ -148,9 +151,32 @@ class InnerProgram:
         return candidate, {"alpha": alpha, "omega": allocation.objective, "program": "hawq"}
 
 
-def hao_evaluator(config: ExperimentConfig, problem: Problem, study: optuna.Study) -> Evaluator:
+class HAOStrategy(Strategy):
+    """The ``hao`` strategy: the predictor-guided outer sampler (:mod:`codesign.search.guided`) proposes
+    architectures and trade-off points, the exact inner program picks bits and accelerator."""
+
+    name = "hao"
+
+    def __init__(self, **options: Any) -> None:
+        self.options = HAOOptions.parse(options)
+        if self.options.sampler is not None and not isinstance(self.options.sampler, Mapping):
+            raise ConfigError("strategy.options.sampler", f"must be a mapping of sampler options, got {self.options.sampler!r}")
+        unknown = sorted(set(self.options.sampler or {}) - set(SAMPLER_OPTIONS))
+        if unknown:
+            raise ConfigError(
+                f"strategy.options.sampler.{unknown[0]}",
+                f"unknown option of the hao sampler; known: {', '.join(SAMPLER_OPTIONS)}",
+            )
+
+    def sampler(self, problem: Problem, seed: int) -> optuna.samplers.BaseSampler:
+        return guided_sampler_for(problem, seed=seed, options=dict(self.options.sampler or {}))
+
+    def evaluator(self, problem: Problem, *, cache_dir: Path | None = None) -> Evaluator:
+        return hao_evaluator(problem, self.options, cache_dir=cache_dir)
+
+
+def hao_evaluator(problem: Problem, options: HAOOptions, *, cache_dir: Path | None = None) -> Evaluator:
     """The per-trial work of the ``hao`` strategy for ``problem``."""
-    options = HAOOptions.parse(config.strategy.options)
     if not isinstance(problem, CodesignProblem):
 
         def evaluate_table(trial: optuna.Trial) -> Evaluation:
@@ -158,7 +184,7 @@ def hao_evaluator(config: ExperimentConfig, problem: Problem, study: optuna.Stud
             return problem.evaluate(candidate)
 
         return evaluate_table
-    cache = config.resolve(config.accuracy.cache_dir)
+    cache = cache_dir
     if cache is None:
         from codesign.nn.accuracy import default_cache_dir
 

@@ -105,11 +105,8 @@ class CodesignProblem:
     def choose_accelerator(self, network: Network) -> tuple[AcceleratorConfig | None, HardwareReport | None, str]:
         """The latency-optimal feasible accelerator, or ``(None, None, why)`` when nothing fits. A model
         without accelerator choices (a measured board) reports on its own fixed design: ``(None, report, "")``."""
-        best = getattr(self.hardware, "best_accelerator", None)
-        if best is None:
-            return None, self.hardware.evaluate(network, None), ""  # type: ignore[arg-type]
         try:
-            accel, report = best(network, self.device, self.clock_mhz)
+            accel, report = self.hardware.best_accelerator(network, self.device, self.clock_mhz)
         except InfeasibleError as exc:
             return None, None, str(exc)
         return accel, report, ""
@@ -132,7 +129,7 @@ class CodesignProblem:
         else:
             metrics.update({m: math.inf for m in HARDWARE_METRICS})
             violations = (why,)
-        fidelity.update(dict.fromkeys(HARDWARE_METRICS, Fidelity(getattr(self.hardware, "fidelity", Fidelity.SIMULATED))))
+        fidelity.update(dict.fromkeys(HARDWARE_METRICS, Fidelity(self.hardware.fidelity)))
         metrics.update(network_metrics(network))
         fidelity.update({m: Fidelity.EXACT for m in NETWORK_METRICS})
         measured = self.accuracy.measure(arch, candidate.weight_bits, candidate.act_bits, split=split)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import torch
 
 from codesign.config.experiment import config_from_mapping, config_record, load_config
 from codesign.experiment.run import run_experiment
-from codesign.nn.training import torch_threads
 from codesign.results.front import compare_fronts
 from codesign.search.build import build_problem
 
@@ -46,8 +46,8 @@ def main() -> None:
     # train the shared supernet once, outside the timed runs
     warm = config_from_mapping({**record_without(record), "accuracy": {**record["accuracy"], "cache_dir": str(cache)}}, source=base.source)
     problem = build_problem(warm)
-    with torch_threads(warm.accuracy.threads):
-        _ = problem.accuracy.evaluator  # type: ignore[union-attr]
+    torch.set_num_threads(warm.accuracy.threads)  # this script owns the process, as the codesign command does
+    _ = problem.accuracy.evaluator  # type: ignore[union-attr]
     supernet_s = time.perf_counter() - start
 
     fronts, runs = [], {}

@@ -38,11 +38,10 @@ from optuna.trial import TrialState
 
 from codesign.config.experiment import ExperimentConfig, config_from_mapping
 from codesign.core import pareto
-from codesign.experiment.run import sampler_evaluator
 from codesign.search.build import build_problem
 from codesign.search.guided import guided_sampler_for
 from codesign.search.loop import open_study, run_trials
-from codesign.search.strategies import make_sampler
+from codesign.search.strategies import RandomStrategy, make_strategy
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / ".." / "shared" / "data" / "nasbench201" / "nb201_accuracy_latency.csv.gz"
@@ -93,9 +92,10 @@ def one_run(variant: str, strategy: str, seed: int, evals: int, options: dict[st
     if strategy == "hao":
         sampler = guided_sampler_for(problem, seed=seed, options=config.strategy.options)
     else:
-        sampler = make_sampler(strategy, seed, config.strategy.options)
+        sampler = make_strategy(strategy, config.strategy.options).sampler(problem, seed)
     study = open_study(config, optuna.storages.InMemoryStorage(), sampler)
-    run_trials(config, study, sampler_evaluator(problem), target=evals)
+    # the sampler decides every decision of the table problem (the default evaluator of every strategy)
+    run_trials(config, study, RandomStrategy().evaluator(problem), target=evals)
     seconds = time.perf_counter() - start
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     values = np.asarray([t.values for t in trials], dtype=float)

@@ -165,3 +165,51 @@ def test_ctrl_c_saves_and_the_same_command_resumes(tmp_path: Path, nb201_table: 
     after = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(after) == target
     assert {t.number: t.params for t in after if t.number in before} == before
+
+
+def test_the_top_level_help_is_the_same_without_importing_the_commands() -> None:
+    from codesign.cli import build_parser
+
+    assert build_parser([]).format_help() == build_parser().format_help()
+
+
+def test_tables_align_numbers_right_and_show_missing_values() -> None:
+    from codesign.cli.format import table
+
+    text = table([{"device": "a", "dsp": 360, "uram": None}, {"device": "bb", "dsp": 12288, "uram": 96}])
+    assert text.splitlines() == [
+        "device    dsp  uram",
+        "------  -----  ----",
+        "a         360     -",
+        "bb      12288    96",
+    ]
+    assert table([], ["device"]) == "(no rows)"
+    assert table(pd.DataFrame({"x": [1.5, 2.0]}), ["x", "absent"]).splitlines()[2:] == ["1.5", "  2"]
+
+
+@pytest.mark.parametrize(
+    ("args", "forbidden"),
+    [
+        (["--help"], ("torch", "optuna", "pandas", "numpy", "codesign.cli.run", "codesign.cli.pareto")),
+        (["hardware", "list"], ("torch", "optuna", "pandas")),
+        (["pareto", "{run}"], ("torch", "pandas", "matplotlib")),
+    ],
+)
+def test_quick_commands_do_not_import_heavy_libraries(nb_run: Path, args: list[str], forbidden: tuple[str, ...]) -> None:
+    import subprocess
+    import sys
+
+    argv = [a.format(run=nb_run) for a in args]
+    script = (
+        "import sys\n"
+        "from codesign.cli import main\n"
+        "try:\n"
+        f"    code = main({argv!r})\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        f"loaded = [m for m in {forbidden!r} if m in sys.modules]\n"
+        "print('LOADED', loaded, 'CODE', code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "LOADED [] CODE 0"

@@ -9,7 +9,7 @@ import pytest
 
 from codesign.config.experiment import Constraint, load_config, parse_constraint
 from codesign.core.errors import ConfigError
-from codesign.search.build import build_problem
+from codesign.search.build import build, build_problem
 
 GOOD = """\
 name: t
@@ -81,6 +81,8 @@ NAME_ERRORS = [
     ("model: overlay", "model: tpu", "hardware.model", "overlay"),
     ("architecture: mbconv_digits", "architecture: vit", "space.architecture", "mbconv_digits"),
     ("name: tpe", "name: annealing", "strategy.name", "nsga2"),
+    ("name: tpe", "name: tpe, options: {bogus: 1}", "strategy.options", "bogus"),
+    ("name: tpe", "name: hao, options: {sampler: {bogus: 1}}", "strategy.options.sampler.bogus", "n_startup_trials"),
     ("dataset: digits", "dataset: cifar", "accuracy.dataset", "mnist"),
     ("latency_ms: minimize", "latency_s: minimize", "objectives.latency_s", "latency_ms"),
     ("dsp_fraction:", "dsp_share:", "constraints.dsp_share", "dsp_fraction"),
@@ -94,7 +96,7 @@ def test_unknown_names_list_the_known_ones(tmp_path: Path, old: str, new: str, p
     assert old in GOOD
     config = load_config(write(tmp_path, GOOD.replace(old, new, 1)))
     with pytest.raises(ConfigError) as info:
-        build_problem(config)
+        build(config)
     message = str(info.value)
     assert message.startswith(path + ":"), message
     assert word in message, message

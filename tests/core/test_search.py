@@ -12,7 +12,7 @@ from codesign.config.experiment import config_from_mapping, load_config
 from codesign.core.errors import CodesignError
 from codesign.experiment.run import run_experiment, sampler_factory
 from codesign.results.front import load_front
-from codesign.search.build import build_problem
+from codesign.search.build import build_problem, build_strategy
 from codesign.search.loop import prepare_study, run_trials
 from codesign.search.storage import ATTR_ERROR, open_existing_storage
 from tests.helpers import nb201_yaml
@@ -27,7 +27,7 @@ def config_at(tmp_path: Path, text: str, name: str = "exp.yaml"):  # type: ignor
 def interrupting_run(config, out: Path, stop_at: int) -> int:  # type: ignore[no-untyped-def]
     """Run until the ``stop_at``-th evaluation, which is interrupted as by Ctrl-C."""
     problem = build_problem(config)
-    study, _ = prepare_study(config, storage=None, out_dir=out, make_sampler=sampler_factory(config, problem))
+    study, _ = prepare_study(config, storage=None, out_dir=out, make_sampler=sampler_factory(build_strategy(config), problem))
     calls = []
 
     def evaluate(trial: optuna.Trial):  # type: ignore[no-untyped-def]
@@ -66,7 +66,7 @@ def test_resume_after_interrupt_loses_and_repeats_nothing(tmp_path: Path, nb201_
 def test_crashed_evaluation_fails_one_trial_and_keeps_its_error(tmp_path: Path, nb201_table: Path) -> None:
     config = config_at(tmp_path, nb201_yaml(nb201_table, trials=6))
     problem = build_problem(config)
-    study, _ = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(config, problem))
+    study, _ = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(build_strategy(config), problem))
     calls = []
 
     def evaluate(trial: optuna.Trial):  # type: ignore[no-untyped-def]
@@ -84,7 +84,7 @@ def test_crashed_evaluation_fails_one_trial_and_keeps_its_error(tmp_path: Path, 
 def test_repeated_failures_stop_with_one_clear_error(tmp_path: Path, nb201_table: Path) -> None:
     config = config_at(tmp_path, nb201_yaml(nb201_table, trials=30))
     problem = build_problem(config)
-    study, _ = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(config, problem))
+    study, _ = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(build_strategy(config), problem))
 
     def evaluate(trial: optuna.Trial):  # type: ignore[no-untyped-def]
         raise RuntimeError("board unplugged")

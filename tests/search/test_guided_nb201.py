@@ -13,12 +13,11 @@ from optuna.trial import TrialState
 
 from codesign.config.experiment import ExperimentConfig, config_from_mapping
 from codesign.core import pareto
-from codesign.experiment.run import sampler_evaluator
 from codesign.search.build import build_problem
 from codesign.search.guided import guided_sampler_for
 from codesign.search.loop import open_study, run_trials
 from codesign.search.problem import TableProblem
-from codesign.search.strategies import make_sampler
+from codesign.search.strategies import RandomStrategy, make_strategy
 from search_spaces.nb201 import NB201Table
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -61,9 +60,9 @@ def true_front(problem: TableProblem) -> tuple[np.ndarray, float]:
 
 def search(problem: TableProblem, strategy: str, seed: int) -> optuna.Study:
     cfg = config(strategy, seed)
-    sampler = guided_sampler_for(problem, seed=seed, options=FAST) if strategy == "hao" else make_sampler(strategy, seed, {})
+    sampler = guided_sampler_for(problem, seed=seed, options=FAST) if strategy == "hao" else make_strategy(strategy, {}).sampler(problem, seed)
     study = open_study(cfg, optuna.storages.InMemoryStorage(), sampler)
-    run_trials(cfg, study, sampler_evaluator(problem), target=EVALS)
+    run_trials(cfg, study, RandomStrategy().evaluator(problem), target=EVALS)
     return study
 
 

@@ -4,9 +4,9 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
+from codesign.core import plugins
 from codesign.core.errors import CodesignError
 from codesign.core.values import AcceleratorConfig, Network, Resources
-from simulators import registry
 from simulators.dataflow import DataflowModel
 from simulators.devices import DeviceCatalog
 from simulators.overlay import OverlayModel
@@ -29,20 +29,28 @@ def test_builtin_models_by_name() -> None:
 
 
 def test_third_party_models_come_from_the_entry_point_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    plugin = EntryPoint("vendor", "simulators.dataflow:DataflowModel", registry.GROUP)
-    broken = EntryPoint("broken", "simulators.dataflow:NoSuchModel", registry.GROUP)
-    not_a_model = EntryPoint("odd", "simulators.devices:Device", registry.GROUP)
+    group = plugins.HARDWARE_MODELS.group
+    plugin = EntryPoint("vendor", "simulators.dataflow:DataflowModel", group)
+    broken = EntryPoint("broken", "simulators.dataflow:NoSuchModel", group)
+    not_a_model = EntryPoint("odd", "simulators.devices:Device", group)
+    takeover = EntryPoint("overlay", "simulators.dataflow:DataflowModel", group)
+    real = plugins.entry_points
     monkeypatch.setattr(
-        registry,
+        plugins,
         "entry_points",
-        lambda group: [plugin, broken, not_a_model] if group == registry.GROUP else [],
+        lambda group: [*real(group=group), plugin, broken, not_a_model, takeover]
+        if group == plugins.HARDWARE_MODELS.group
+        else real(group=group),
     )
     assert "vendor" in hardware_model_names()
     assert isinstance(make_hardware_model("vendor"), DataflowModel)
     with pytest.raises(CodesignError, match="cannot load"):
         make_hardware_model("broken")
-    with pytest.raises(CodesignError, match="odd"):
+    with pytest.raises(CodesignError, match="odd.*not a subclass"):
         make_hardware_model("odd")
+    # a third-party package cannot take over a built-in name; the clash is reported
+    assert isinstance(make_hardware_model("overlay"), OverlayModel)
+    assert plugins.clashes(plugins.HARDWARE_MODELS) == ("overlay = simulators.dataflow:DataflowModel",)
 
 
 def test_overlay_latency_table(stack20: Network) -> None:
