@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+import simulators
 from codesign.config.experiment import Constraint, load_config, parse_constraint
 from codesign.core.errors import ConfigError
 from codesign.search.build import build, build_problem
+from codesign.search.problem import CodesignProblem
+from simulators.testing import conformance_network
 
 GOOD = """\
 name: t
@@ -125,3 +128,20 @@ def test_constraint_parsing() -> None:
     assert parse_constraint("latency_ms", 5).op == "<="
     with pytest.raises(ValueError):
         parse_constraint("latency_ms", "<= inf")
+
+
+@pytest.mark.parametrize("model", ["overlay", "dataflow", "pipeline"])
+def test_device_files_reach_every_hardware_model(tmp_path: Path, model: str) -> None:
+    """A device that only the experiment's device file holds works with every registered template."""
+    builtin = (Path(simulators.__file__).parent / "devices" / "xczu3eg.yaml").read_text()
+    (tmp_path / "mine.yaml").write_text(builtin.replace("name: xczu3eg", "name: my_board"))
+    text = (
+        GOOD.replace("device: xczu3eg", "device: my_board, device_files: [mine.yaml]")
+        .replace("model: overlay", f"model: {model}")
+    )
+    problem = build_problem(load_config(write(tmp_path, text)))
+    assert isinstance(problem, CodesignProblem)
+    assert "my_board" in problem.hardware.catalog
+    network = conformance_network(bits=4)
+    accel, report = problem.hardware.best_accelerator(network, "my_board", 200)
+    assert accel is not None and accel.device == "my_board" and report.feasible
