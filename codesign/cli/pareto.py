@@ -15,6 +15,11 @@ def register(sub: Any) -> None:
     p.add_argument("--objectives", help="re-rank on these metrics, e.g. accuracy,energy_mj or accuracy:max,lut:min")
     p.add_argument("--where", action="append", default=[], help='filter, e.g. "latency_ms<5" (repeatable, or comma-separated)')
     p.add_argument("--ignore-constraints", action="store_true", help="do not apply the experiment's constraints")
+    p.add_argument(
+        "--verified",
+        action="store_true",
+        help="rank only the pairs measured on the test split (still on the searched numbers)",
+    )
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
     p.add_argument("--plot", help="also save a scatter plot of the front (PNG or PDF)")
@@ -39,25 +44,40 @@ def handle(args: argparse.Namespace) -> int:
     objectives = parse_objectives(args.objectives) if args.objectives else None
     filters = parse_filters(args.where)
     fronts = [
-        load_front(target, study=study, objectives=objectives, filters=filters, ignore_constraints=args.ignore_constraints)
+        load_front(
+            target, study=study, objectives=objectives, filters=filters,
+            ignore_constraints=args.ignore_constraints, verified=args.verified,
+        )
         for target, study in _pairs(args)
     ]
+    if args.plot:
+        from codesign.results.front import plot_fronts
+
+        plot_fronts(fronts, args.plot)
     if len(fronts) > 1:
         text = table(compare_fronts(fronts)) if args.format == "table" else _export(compare_fronts(fronts), args.format)
         _emit(text, args.output)
         return 0
     front = fronts[0]
-    if args.plot:
-        front.plot(args.plot)
     if args.format == "json":
         text = front.to_json()
     elif args.format == "csv":
         text = front.table.to_csv(index=False)
     else:
-        head = f"study {front.study}: {len(front)} Pareto-optimal pairs on {', '.join(f'{n} ({d})' for n, d in front.objectives)}"
+        head = (
+            f"study {front.study}: {len(front)} Pareto-optimal pairs on "
+            f"{', '.join(f'{n} ({d})' for n, d in front.objectives)}, {_pool(front, args.verified)}"
+        )
         text = head + "\n" + table(front.rows, front.summary_columns())
     _emit(text, args.output)
     return 0
+
+
+def _pool(front: Any, verified: bool) -> str:
+    done = [r for r in front.trial_rows if r["state"] == "COMPLETE"]
+    if verified:
+        return f"chosen among the {sum(bool(r['verified']) for r in done)} pairs measured on the test split"
+    return f"chosen among all {len(done)} completed trials on the searched numbers (test numbers beside)"
 
 
 def _export(frame: Any, fmt: str) -> str:

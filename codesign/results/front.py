@@ -1,8 +1,10 @@
 """Querying Pareto fronts from a study's storage alone: as a pandas DataFrame and as typed pairs,
 filtered by constraints, re-ranked on other objectives, exported, plotted and compared.
 
-Numbers verified after the search (real test accuracy, re-simulated hardware) replace the searched
-ones, and the ``fidelity.<metric>`` column says which is which.
+A front is chosen on the numbers the search saw (validation accuracy, the hardware model's numbers) and
+on nothing else. After a run, the chosen pairs are measured once more on the test split, which the search
+never saw; those numbers sit beside the searched ones (``accuracy_test`` next to ``accuracy_search``) and
+are never used to select. The ``fidelity.<metric>`` column says where each number comes from.
 
 The front is computed on plain rows (one dict per trial, every row with every column); pandas is imported
 only when a DataFrame is asked for (:attr:`ParetoFront.table`, :attr:`ParetoFront.trials`,
@@ -45,6 +47,10 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 """One trial as a row: column name -> value (missing numbers are NaN)."""
 
+TEST_METRICS = ("accuracy", "fp32_accuracy")
+"""The metrics measured again on the test split for the chosen pairs (``<metric>_test`` columns)."""
+TEST_SUFFIX = "_test"
+
 MAXIMIZED_METRICS = ("accuracy", "throughput_fps")
 """Metrics that are better when larger (besides names ending in ``_acc`` or ``accuracy``)."""
 
@@ -52,6 +58,7 @@ _WHERE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|!=|<|>)\s*([-+0-
 
 
 def default_direction(metric: str) -> str:
+    metric = metric.removesuffix(TEST_SUFFIX).removesuffix("_search")
     if metric in MAXIMIZED_METRICS or metric.endswith("accuracy") or metric.endswith("_acc"):
         return "maximize"
     return "minimize"
@@ -174,11 +181,12 @@ def trial_rows(study: optuna.Study) -> tuple[tuple[str, ...], list[Row]]:
         metrics = {k: _number(v) for k, v in (t.user_attrs.get(ATTR_METRICS) or {}).items()}
         fidelity = dict(t.user_attrs.get(ATTR_FIDELITY) or {})
         check = verified.get(str(t.number))
-        if check:
-            searched = {f"searched.{k}": v for k, v in metrics.items() if k in ("accuracy", "latency_ms")}
-            metrics.update({k: _number(v) for k, v in check["metrics"].items()})
-            fidelity.update({k: f"{v} ({check.get('split', 'test')})" if k == "accuracy" else v for k, v in check["fidelity"].items()})
-            metrics.update(searched)
+        if check:  # test-split numbers sit beside the searched ones; nothing is replaced by them
+            for name in TEST_METRICS:
+                if name in check["metrics"]:
+                    metrics[f"{name}{TEST_SUFFIX}"] = _number(check["metrics"][name])
+            if "accuracy" in metrics:
+                metrics["accuracy_search"] = metrics["accuracy"]
         candidate = Candidate.from_dict(cand) if cand else None
         row: dict[str, Any] = {
             "trial": t.number,
@@ -288,7 +296,7 @@ class ParetoFront:
         return pareto.hypervolume(self.losses(), reference)
 
     def summary_columns(self) -> list[str]:
-        preferred = [*self.names, "latency_ms", "throughput_fps", "energy_mj", "dsp", "lut", "bram18", "model_size_mb"]
+        preferred = [*self.names, "accuracy_test", "latency_ms", "throughput_fps", "energy_mj", "dsp", "lut", "bram18", "model_size_mb"]
         has_bits = "bits" in self.columns and any(bool(r["bits"]) for r in self.rows)
         extra = ["arch", "bits", "accelerator"] if has_bits else ["arch"]
         return ["trial"] + [c for c in dict.fromkeys(preferred) if c in self.columns] + extra
@@ -313,32 +321,22 @@ class ParetoFront:
             Path(path).write_text(text + "\n", encoding="utf-8")
         return text
 
+    def direction_of(self, metric: str) -> str:
+        """The direction of ``metric``: the study's own for its objectives, else the metric's default."""
+        return dict(self.objectives).get(metric, default_direction(metric))
+
+    def axes_front(self, x: str, y: str) -> ParetoFront:
+        """The front of the two metrics ``x`` and ``y`` over the same trials, constraints and filters (on
+        the searched numbers): what a plot on those axes shows."""
+        objectives = ((y, self.direction_of(y)), (x, self.direction_of(x)))
+        return compute_front(
+            list(self.trial_rows), study=self.study, objectives=objectives, constraints=self.constraints, filters=self.filters
+        )
+
     def plot(self, path: str | Path, x: str | None = None, y: str | None = None) -> Path:
-        """A scatter of every feasible trial with the front highlighted, saved as PNG or PDF.
-
-        Drawn with matplotlib's object API on a figure of its own: neither pyplot nor the process-wide
-        backend is touched."""
-        from matplotlib.figure import Figure
-
-        x = x or self.names[min(1, len(self.names) - 1)]
-        y = y or self.names[0]
-        for metric in (x, y):
-            if metric not in self.columns:
-                raise CodesignError(f"plot: no metric {metric!r}; known: {', '.join(metric_columns(self.columns))}")
-        fig = Figure(figsize=(6, 4.5))
-        ax = fig.subplots()
-        done = [r for r in self.trial_rows if r["state"] == "COMPLETE"]
-        ax.scatter([r[x] for r in done], [r[y] for r in done], s=12, c="0.7", label="evaluated")
-        front = _sorted_rows(self.rows, x, ascending=True)
-        ax.plot([r[x] for r in front], [r[y] for r in front], "o-", c="tab:red", label="Pareto front")
-        ax.set_xlabel(x)
-        ax.set_ylabel(y)
-        ax.set_title(self.study)
-        ax.legend()
-        fig.tight_layout()
-        path = Path(path)
-        fig.savefig(path, dpi=120)
-        return path
+        """Every feasible trial, with the front of the plotted axes as a staircase labelled by trial
+        number, saved as PNG, PDF or SVG (see :func:`plot_fronts`)."""
+        return plot_fronts([self], path, x=x, y=y)
 
 
 _META_COLUMNS = ("trial", "state", "key", "arch", "bits", "accelerator", "candidate", "violations", "error", "verified", "feasible")
@@ -361,7 +359,8 @@ def compute_front(
     max_rank: int = 0,
 ) -> ParetoFront:
     """The feasible non-dominated rows of ``trials`` for ``objectives`` (pure; see :func:`load_front`).
-    With ``verified_only`` the front is taken over verified pairs alone, on their verified numbers;
+    The front is always chosen on the numbers the search saw; with ``verified_only`` it is taken over the
+    pairs measured on the test split alone (their ``*_test`` numbers shown beside, never used to select);
     ``max_rank`` > 0 also keeps the feasible rows of the next non-domination ranks. ``trials`` is a
     DataFrame (:func:`trials_frame`) or a sequence of row mappings (:func:`trial_rows`)."""
     columns, rows = _records(trials)
@@ -412,8 +411,9 @@ def load_front(
 ) -> ParetoFront:
     """Rebuild a study's front from its storage (a folder, a journal file or a database URL).
 
-    ``verified``: True for the front of the verified pairs on their verified numbers, False for the
-    searched front, None (default) for the verified front when the study has one."""
+    The front is chosen on the numbers the search saw, over every completed feasible trial; pairs measured
+    on the test split carry ``accuracy_test`` (and ``accuracy_search``, the searched value) beside.
+    ``verified=True`` restricts the choice to those measured pairs; ``None`` is the same as False."""
     backend = open_existing_storage(storage)
     name = pick_study(backend, study)
     loaded = optuna.load_study(study_name=name, storage=backend)
@@ -422,9 +422,9 @@ def load_front(
         objectives = tuple((str(k), str(v)) for k, v in experiment["objectives"].items())
     constraints = () if ignore_constraints else tuple(parse_constraint(m, t) for m, t in experiment.get("constraints", {}).items())
     _, rows = trial_rows(loaded)
-    if verified is None:
-        verified = any(bool(r["verified"]) for r in rows)
-    return compute_front(rows, study=name, objectives=objectives, constraints=constraints, filters=filters, verified_only=verified)
+    return compute_front(
+        rows, study=name, objectives=objectives, constraints=constraints, filters=filters, verified_only=bool(verified)
+    )
 
 
 def compare_fronts(fronts: Sequence[ParetoFront]) -> pd.DataFrame:
@@ -461,3 +461,50 @@ def compare_fronts(fronts: Sequence[ParetoFront]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def plot_fronts(fronts: Sequence[ParetoFront], path: str | Path, *, x: str | None = None, y: str | None = None) -> Path:
+    """The fronts of one or more studies on the axes ``x`` and ``y`` (default: the first study's second
+    and first objectives): each study's evaluated trials in grey, the front of those axes (not of the
+    study's own objectives) as a staircase with trial numbers. Drawn with matplotlib's object API on a
+    figure of its own: neither pyplot nor the process-wide backend is touched."""
+    from matplotlib.figure import Figure
+
+    if not fronts:
+        raise CodesignError("plot: no front to draw")
+    first = fronts[0]
+    x = x or first.names[min(1, len(first.names) - 1)]
+    y = y or first.names[0]
+    for front in fronts:
+        for metric in (x, y):
+            if metric not in front.columns:
+                known = ", ".join(metric_columns(front.columns))
+                raise CodesignError(f"plot: study {front.study!r} has no metric {metric!r}; known: {known}")
+    fig = Figure(figsize=(6.4, 4.8))
+    ax = fig.subplots()
+    colours = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown")
+    for index, front in enumerate(fronts):
+        colour = colours[index % len(colours)]
+        done = [r for r in front.trial_rows if r["state"] == "COMPLETE"]
+        ax.scatter([r[x] for r in done], [r[y] for r in done], s=10, c="0.75", zorder=1)
+        shown = _sorted_rows(list(front.axes_front(x, y).rows), x, ascending=True)
+        xs, ys = [float(r[x]) for r in shown], [float(r[y]) for r in shown]
+        # a staircase, the border of what the front attains: with x minimised, a point's y holds up to the
+        # next point's x ("post"); with x maximised, from the previous point's x ("pre")
+        ax.step(xs, ys, where="post" if front.direction_of(x) == "minimize" else "pre", c=colour, zorder=2, label=f"{front.study}: front of {y} vs {x}")
+        ax.scatter(xs, ys, s=24, c=colour, zorder=3)
+        for r, px, py in zip(shown, xs, ys, strict=True):
+            ax.annotate(str(r["trial"]), (px, py), textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)
+    ax.set_xlabel(f"{x} ({first.direction_of(x)})")
+    ax.set_ylabel(f"{y} ({first.direction_of(y)})")
+    ax.set_title(", ".join(f.study for f in fronts))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    if path.parent and not path.parent.is_dir():
+        raise CodesignError(f"plot: folder {path.parent} does not exist")
+    try:
+        fig.savefig(path, dpi=120)
+    except ValueError as exc:  # an unknown file type
+        raise CodesignError(f"plot: cannot write {path.name!r} ({exc})") from None
+    return path

@@ -107,10 +107,11 @@ def test_run_verify_and_export_a_deployable_pair(tmp_path: Path, capsys: pytest.
     exp.write_text(digits_yaml(tmp_path, trials=3))
     code, out, err = run_cli(capsys, "run", str(exp), "--out", str(tmp_path / "out"), "--quiet")
     assert code == 0, err
-    assert "verified" in out
+    assert "chosen pairs on the test split" in out and "accuracy_test" in out
     doc = json.loads((tmp_path / "out" / "front.json").read_text())
     pair = doc["pairs"][0]
-    assert pair["fidelity"]["accuracy"] == "measured (test)"
+    assert pair["fidelity"]["accuracy"] == "measured"  # the searched (validation) number selects
+    assert pair["metrics"]["accuracy_search"] == pair["metrics"]["accuracy"]
     assert pair["candidate"]["accelerator"]["template"] == "overlay"
     code, out, err = run_cli(capsys, "export", str(tmp_path / "out"), "--pair", str(pair["trial"]), "--to", str(tmp_path / "pair"))
     assert code == 0, err
@@ -120,7 +121,7 @@ def test_run_verify_and_export_a_deployable_pair(tmp_path: Path, capsys: pytest.
     data = load_dataset("digits", seed=0)
     with torch.no_grad():
         test_acc = accuracy(model, *data.split("test"))
-    assert test_acc == pytest.approx(pair["metrics"]["accuracy"], abs=1e-9)
+    assert test_acc == pytest.approx(pair["metrics"]["accuracy_test"], abs=1e-9)
     code, _, err = run_cli(capsys, "export", str(tmp_path / "out"), "--pair", "999")
     assert code == 2 and "no evaluated trial 999" in err
 
