@@ -20,6 +20,11 @@ def register(sub: Any) -> None:
         action="store_true",
         help="rank only the pairs measured on the test split (still on the searched numbers)",
     )
+    p.add_argument(
+        "--mixed-hardware",
+        action="store_true",
+        help="compare studies that ran on different hardware models, devices or clocks (refused otherwise)",
+    )
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
     p.add_argument("--plot", help="also save a scatter plot of the front (PNG or PDF)")
@@ -55,7 +60,14 @@ def handle(args: argparse.Namespace) -> int:
 
         plot_fronts(fronts, args.plot)
     if len(fronts) > 1:
-        text = table(compare_fronts(fronts)) if args.format == "table" else _export(compare_fronts(fronts), args.format)
+        compared = compare_fronts(fronts, mixed_hardware=args.mixed_hardware)
+        if args.format == "table":
+            reference = ", ".join(f"{k}={v:.6g}" for k, v in compared.attrs["reference"].items())
+            text = f"hypervolume reference (loss space, maximised objectives negated): {reference}\n" + table(compared)
+            if "mixed_hardware" in compared.attrs:
+                text = "warning: these studies ran on different hardware; their hypervolumes are not comparable\n" + text
+        else:
+            text = _export(compared, args.format)
         _emit(text, args.output)
         return 0
     front = fronts[0]

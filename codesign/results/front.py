@@ -13,6 +13,7 @@ only when a DataFrame is asked for (:attr:`ParetoFront.table`, :attr:`ParetoFron
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -241,6 +242,8 @@ class ParetoFront:
     rows: tuple[Row, ...] = field(repr=False)
     trial_rows: tuple[Row, ...] = field(repr=False)
     columns: tuple[str, ...] = field(repr=False)
+    hardware: tuple[tuple[str, str], ...] = ()
+    """What the numbers were measured on (hardware model, device, clock), from the stored experiment."""
 
     @cached_property
     def table(self) -> pd.DataFrame:
@@ -422,18 +425,29 @@ def load_front(
         objectives = tuple((str(k), str(v)) for k, v in experiment["objectives"].items())
     constraints = () if ignore_constraints else tuple(parse_constraint(m, t) for m, t in experiment.get("constraints", {}).items())
     _, rows = trial_rows(loaded)
-    return compute_front(
+    front = compute_front(
         rows, study=name, objectives=objectives, constraints=constraints, filters=filters, verified_only=bool(verified)
     )
+    hardware = experiment.get("hardware") or {}
+    setting = tuple((k, str(hardware.get(k))) for k in ("model", "device", "clock_mhz") if hardware.get(k) is not None)
+    return dataclasses.replace(front, hardware=setting)
 
 
-def compare_fronts(fronts: Sequence[ParetoFront]) -> pd.DataFrame:
+def compare_fronts(fronts: Sequence[ParetoFront], *, mixed_hardware: bool = False) -> pd.DataFrame:
     """Hypervolume of each front against one common reference (the nadir of all their feasible trials
-    plus 1% of each range), and the share of each front's pairs dominated by another front's pairs."""
+    plus 1% of each range; in ``frame.attrs["reference"]``, loss space: maximised objectives negated), and
+    the share of each front's pairs dominated by another front's pairs.
+
+    Fronts measured on different hardware (model, device or clock) are not comparable and are refused
+    unless ``mixed_hardware``; then ``frame.attrs["mixed_hardware"]`` lists the settings."""
     import pandas as pd
 
     if not fronts:
         raise CodesignError("compare: give at least one study")
+    settings = {f.study: dict(f.hardware) for f in fronts if f.hardware}
+    if len({tuple(sorted(v.items())) for v in settings.values()}) > 1 and not mixed_hardware:
+        listed = "; ".join(f"{name}: {', '.join(f'{k}={v}' for k, v in s.items())}" for name, s in settings.items())
+        raise CodesignError(f"compare: the studies ran on different hardware ({listed}); pass --mixed-hardware to compare anyway")
     objectives = fronts[0].objectives
     for f in fronts[1:]:
         if f.objectives != objectives:
@@ -460,7 +474,11 @@ def compare_fronts(fronts: Sequence[ParetoFront]) -> pd.DataFrame:
                 "dominated_share": dominated,
             }
         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["reference"] = {name: float(v) for name, v in zip(fronts[0].names, reference, strict=True)}
+    if len({tuple(sorted(v.items())) for v in settings.values()}) > 1:
+        frame.attrs["mixed_hardware"] = settings
+    return frame
 
 
 def plot_fronts(fronts: Sequence[ParetoFront], path: str | Path, *, x: str | None = None, y: str | None = None) -> Path:

@@ -122,3 +122,30 @@ def test_the_cli_says_which_pool_it_ranked_and_plots_several_studies(
     assert main(["pareto", str(out), "--plot", str(tmp_path / "nowhere" / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_comparisons_print_their_reference_and_refuse_mixed_hardware(
+    run: tuple[Path, optuna.Study], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codesign.cli import main
+    from codesign.core.errors import CodesignError
+    from codesign.results.front import compare_fronts
+
+    out, _ = run
+    other = tmp_path / "zcu102.yaml"
+    other.write_text(digits_yaml(tmp_path, name="dg9", trials=3).replace("device: xczu3eg", "device: xczu9eg"))
+    run_experiment(load_config(other), out_dir=tmp_path / "out9", verify=False)
+    fronts = [load_front(out), load_front(tmp_path / "out9")]
+    with pytest.raises(CodesignError, match="different hardware.*xczu9eg"):
+        compare_fronts(fronts)
+    mixed = compare_fronts(fronts, mixed_hardware=True)
+    assert set(mixed.attrs["reference"]) == {"accuracy", "latency_ms"}
+    assert mixed.attrs["mixed_hardware"]["dg9"]["device"] == "xczu9eg"
+    assert main(["pareto", str(out), str(tmp_path / "out9")]) == 2
+    assert "--mixed-hardware" in capsys.readouterr().err
+    assert main(["pareto", str(out), str(tmp_path / "out9"), "--mixed-hardware"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("warning: these studies ran on different hardware")
+    assert "hypervolume reference (loss space" in text
+    same = compare_fronts([load_front(out), load_front(out)])
+    assert same["hypervolume"].iloc[0] == same["hypervolume"].iloc[1] > 0
