@@ -12,19 +12,28 @@ layer, ``avg_pool_3x3`` a pool layer, ``skip_connect`` and ``none`` add no layer
 inputs sums them with add layers. Operations whose result cannot reach the cell output are dropped, and so
 are operations that read a node no path from the cell input reaches (they only ever see zeros), unless
 the space is built with ``prune=False``.
+
+Units: the table file stores accuracies in percent, as the benchmark publishes them; :func:`read_table`
+(and so :meth:`NB201Table.load`) converts every accuracy column (:func:`is_accuracy_column`) to a fraction
+in 0..1, the unit of ``accuracy`` everywhere else in codesign, so ``constraints: {accuracy: ">= 0.9"}``
+means 90 %. Latencies are in ms.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from codesign.core.errors import CodesignError
 from codesign.core.values import Layer, Network
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -37,8 +46,14 @@ ACCURACY_COLUMNS = (
     "cifar10_ptq_int8_acc",
     "cifar10_qat_int8_acc",
 )
+"""Accuracy columns, as fractions in 0..1 once loaded (the file stores percent): test accuracy after 200
+epochs on CIFAR-10, CIFAR-100 and ImageNet16-120, and a second CIFAR-10 run's float, int8 post-training
+quantized and int8 quantization-aware accuracy."""
 LATENCY_COLUMNS = ("lat_ms_fpga", "lat_ms_eyeriss", "lat_ms_pixel3")
+"""Measured latencies in ms (HW-NAS-Bench: FPGA, Eyeriss ASIC, Pixel 3)."""
 TABLE_COLUMNS = ("nb201_index", "arch_str", *ACCURACY_COLUMNS, *LATENCY_COLUMNS)
+"""The columns a table must have; accuracies are fractions and latencies ms once loaded."""
+_ACCURACY_NAME = re.compile(r"_acc(_|$)")
 STAGE_CHANNELS = (16, 32, 64)
 CELLS_PER_STAGE = 5
 
@@ -184,27 +199,56 @@ def _cell(
     return node_out[3] or source
 
 
+def is_accuracy_column(name: str) -> bool:
+    """Whether a table column is an accuracy (percent in the file, a fraction once read): the
+    :data:`ACCURACY_COLUMNS` and any other column named ``*_acc`` or ``*_acc_*``."""
+    return name in ACCURACY_COLUMNS or bool(_ACCURACY_NAME.search(name))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """The table file as a frame with every accuracy column (:func:`is_accuracy_column`) converted from
+    percent to a fraction in 0..1; raises CodesignError naming the file when it is absent, unreadable or
+    an accuracy lies outside 0..100 %."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise CodesignError(
+            f"NAS-Bench-201 table not found at {path}; expected nb201_accuracy_latency.csv.gz "
+            "(see ../shared/data/README.md for its columns)"
+        )
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise CodesignError(f"NAS-Bench-201 table {path}: cannot read ({exc})") from exc
+    for name in [c for c in frame.columns if is_accuracy_column(str(c))]:
+        try:
+            percent = frame[name].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise CodesignError(f"NAS-Bench-201 table {path}: column {name} is not numeric ({exc})") from exc
+        if not np.all((percent >= 0.0) & (percent <= 100.0)):
+            raise CodesignError(
+                f"NAS-Bench-201 table {path}: column {name} must hold accuracies in percent, 0..100"
+            )
+        frame[name] = percent / 100.0
+    return frame
+
+
 @dataclass(frozen=True)
 class NB201Table:
-    """The NAS-Bench-201 table (one row per cell, columns :data:`TABLE_COLUMNS`), indexed by arch_str."""
+    """The NAS-Bench-201 table (one row per cell, columns :data:`TABLE_COLUMNS`), indexed by arch_str.
+
+    Accuracies are fractions in 0..1 (the file's percent divided by 100, see :func:`read_table`),
+    latencies ms."""
 
     path: str
     rows: Mapping[str, Mapping[str, float]] = field(repr=False)
 
     @classmethod
     def load(cls, path: str | Path) -> NB201Table:
-        import pandas as pd
-
+        """The table at ``path``, accuracies converted to fractions (see :func:`read_table`)."""
         path = Path(path)
-        if not path.is_file():
-            raise CodesignError(
-                f"NAS-Bench-201 table not found at {path}; expected nb201_accuracy_latency.csv.gz "
-                "(see ../shared/data/README.md for its columns)"
-            )
-        try:
-            frame = pd.read_csv(path)
-        except (OSError, ValueError) as exc:
-            raise CodesignError(f"NAS-Bench-201 table {path}: cannot read ({exc})") from exc
+        frame = read_table(path)
         missing = [c for c in TABLE_COLUMNS if c not in frame.columns]
         if missing:
             raise CodesignError(f"NAS-Bench-201 table {path}: missing column(s) {', '.join(missing)}")
@@ -225,14 +269,15 @@ class NB201Table:
         return tuple(self.rows)
 
     def lookup(self, arch_id: str) -> dict[str, float]:
-        """Every measured value of one cell (accuracies in %, latencies in ms, the benchmark index)."""
+        """Every measured value of one cell (accuracies as fractions in 0..1, latencies in ms, the benchmark
+        index)."""
         try:
             return dict(self.rows[arch_id])
         except KeyError:
             raise CodesignError(f"NAS-Bench-201 table has no cell {arch_id!r}") from None
 
     def column(self, name: str) -> np.ndarray:
-        """One metric for every cell, in :meth:`arch_strs` order."""
+        """One metric for every cell, in :meth:`arch_strs` order (accuracies as fractions, latencies ms)."""
         if name not in TABLE_COLUMNS or name == "arch_str":
             raise CodesignError(
                 f"NAS-Bench-201 table: unknown column {name!r}; known: {', '.join(TABLE_COLUMNS[2:])}"
@@ -321,7 +366,7 @@ class NB201Space:
         )
 
     def lookup(self, arch: NB201Arch) -> dict[str, float]:
-        """The table's measured values for ``arch`` (accuracies in %, latencies in ms)."""
+        """The table's measured values for ``arch`` (accuracies as fractions in 0..1, latencies in ms)."""
         if self.table is None:
             raise CodesignError("nb201: no table loaded; build NB201Space(table=NB201Table.load(path))")
         return self.table.lookup(arch_str(arch))

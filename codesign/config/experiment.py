@@ -129,18 +129,21 @@ class Constraint:
 
 
 def parse_constraint(metric: str, text: object) -> Constraint:
-    """``"<= 0.8"`` or ``">= 0.95"``; a bare number means ``<=``."""
+    """``"<= 0.8"`` or ``">= 0.95"``; a bare number means ``<=``. The bound must be finite (not NaN or
+    infinite); its range for the metric (accuracies are fractions in 0..1) is checked where the metric is
+    known, by :func:`codesign.search.build.check_constraint_range`."""
     if isinstance(text, bool):
         raise ValueError(f"expected '<= number' or '>= number', got {text!r}")
     if isinstance(text, int | float):
-        return Constraint(metric, "<=", float(text))
-    match = _CONSTRAINT.match(str(text))
-    if not match:
-        raise ValueError(f"expected '<= number' or '>= number', got {text!r}")
-    bound = float(match.group(2))
+        op, bound = "<=", float(text)
+    else:
+        match = _CONSTRAINT.match(str(text))
+        if not match:
+            raise ValueError(f"expected '<= number' or '>= number', got {text!r}")
+        op, bound = match.group(1), float(match.group(2))
     if not math.isfinite(bound):
-        raise ValueError(f"bound must be finite, got {text!r}")
-    return Constraint(metric, match.group(1), bound)
+        raise ValueError(f"bound must be a finite number, got {text!r}")
+    return Constraint(metric, op, bound)
 
 
 class _Experiment(_Strict):

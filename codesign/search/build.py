@@ -2,18 +2,21 @@
 
 Every name (space, hardware model, device, clock, strategy, data set, metrics) is looked up in its
 plugin registry (:mod:`codesign.core.plugins`: the entry-point groups, built-ins included); an unknown
-one is a :class:`ConfigError` with the key path and the known names. :func:`build_problem` builds the
+one is a :class:`ConfigError` with the key path and the known names, and so is a constraint bound outside
+its metric's range (:func:`check_constraint_range`; accuracies are fractions). :func:`build_problem` builds the
 search problem and :func:`build_strategy` the strategy. Heavy parts (data, trained models) are built
 lazily by the accuracy source, on first use.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
-from codesign.config.experiment import ExperimentConfig
+from codesign.config.experiment import Constraint, ExperimentConfig
 from codesign.core.errors import CodesignError, ConfigError
-from codesign.search.problem import CodesignProblem, Problem, TableProblem
+from codesign.search.problem import HARDWARE_METRICS, NETWORK_METRICS, CodesignProblem, Problem, TableProblem
 from codesign.search.strategies import Strategy, make_strategy
 from search_spaces.bitwidth import BitWidthSpace
 from search_spaces.registry import make_space, space_names
@@ -22,6 +25,46 @@ from simulators.registry import hardware_model_names, make_hardware_model
 
 TABLE_SPACES = ("nb201",)
 DEFAULT_TABLE_METRIC = "cifar10_test_acc"
+_FRACTION = re.compile(r"(accuracy|_acc|_acc_.*|_fraction)$")
+_NON_NEGATIVE = re.compile(r"^lat_ms_|_(ms|mj|fps)$")
+
+
+def metric_range(metric: str) -> tuple[float, float] | None:
+    """The values a metric can take, or None where unknown: accuracies (``accuracy``, ``fp32_accuracy``,
+    ``*accuracy``, ``*_acc``, ``*_acc_*``) and resource ``*_fraction``s lie in [0, 1] (fractions, not
+    percent), the other hardware and network metrics and the table's latencies (``lat_ms_*``) in
+    [0, inf)."""
+    if _FRACTION.search(metric):
+        return (0.0, 1.0)
+    if metric in HARDWARE_METRICS or metric in NETWORK_METRICS or _NON_NEGATIVE.search(metric):
+        return (0.0, math.inf)
+    return None
+
+
+def check_constraint_range(constraint: Constraint) -> None:
+    """Raise ConfigError at ``constraints.<metric>`` when the bound lies outside the metric's range
+    (:func:`metric_range`), whichever way it points: then the constraint either never holds (``>= 90`` on
+    an accuracy: every trial infeasible) or always holds (``<= 80`` on a fraction: it does nothing), and
+    either is a slip, most often percent written for a fraction. A bound on the range's edge is allowed
+    (``latency_ms <= 0`` makes every trial infeasible, on purpose or not, and says so in the results)."""
+    span = metric_range(constraint.metric)
+    bound = constraint.bound
+    if math.isnan(bound):
+        raise ConfigError(f"constraints.{constraint.metric}", "the bound is NaN; expected a number")
+    if span is None or span[0] <= bound <= span[1]:
+        return
+    low, high = span
+    if high == 1.0:
+        shown, hint = "[0, 1]", f" (a fraction: {bound / 100:g} means {bound:g} %)" if 1 < bound <= 100 else ""
+    else:
+        shown, hint = f"[{low:g}, inf)", ""
+    never = bound > high if constraint.op == ">=" else bound < low
+    effect = "can never hold" if never else "always holds"
+    raise ConfigError(
+        f"constraints.{constraint.metric}",
+        f"bound {bound:g} is outside {constraint.metric}'s range {shown}{hint}; "
+        f"'{constraint}' {effect}",
+    )
 
 
 def catalog_for(config: ExperimentConfig) -> DeviceCatalog:
@@ -139,6 +182,7 @@ def build_problem(config: ExperimentConfig) -> Problem:
     for constraint in config.constraints:
         if constraint.metric not in known:
             raise ConfigError(f"constraints.{constraint.metric}", f"unknown metric; known: {', '.join(known)}")
+        check_constraint_range(constraint)
     return problem
 
 

@@ -139,7 +139,9 @@ def latency_figures(seeds: int) -> dict[str, float]:
 
 # -- NAS-Bench-201 -------------------------------------------------------------------------------------
 def nb201_figures(seeds: int) -> dict[str, float]:
-    table = pd.read_csv(DATA / "nasbench201" / "nb201_accuracy_latency.csv.gz")
+    from search_spaces.nb201 import read_table
+
+    table = read_table(DATA / "nasbench201" / "nb201_accuracy_latency.csv.gz")  # accuracies as fractions
     X = cell_features(list(table.arch_str))
     latency = table.lat_ms_fpga.to_numpy()
     acc = table.cifar10_test_acc.to_numpy()

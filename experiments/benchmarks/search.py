@@ -70,9 +70,9 @@ def experiment(variant: str, strategy: str, seed: int, evals: int, options: dict
 
 def true_front(variant: str) -> tuple[np.ndarray, np.ndarray, float]:
     """Reference point and true hypervolume (losses) from the whole table."""
-    import pandas as pd
+    from search_spaces.nb201 import read_table
 
-    frame = pd.read_csv(TABLE)
+    frame = read_table(TABLE)  # accuracies as fractions, the unit the searches' accuracy values are in
     names = [ACCURACY if n == "accuracy" else n for n, _ in VARIANTS[variant]]
     losses = pareto.to_losses(frame[names].to_numpy(float), [d for _, d in VARIANTS[variant]])
     front = losses[pareto.pareto_mask(losses)]

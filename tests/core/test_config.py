@@ -145,3 +145,77 @@ def test_device_files_reach_every_hardware_model(tmp_path: Path, model: str) -> 
     network = conformance_network(bits=4)
     accel, report = problem.hardware.best_accelerator(network, "my_board", 200)
     assert accel is not None and accel.device == "my_board" and report.feasible
+
+
+# (constraints replacing GOOD's, key path the message must start with, words the message must hold)
+RANGE_ERRORS = [
+    ('{accuracy: ">= 90"}', "constraints.accuracy", ("bound 90", "[0, 1]", "0.9 means 90 %", "never hold")),
+    ('{fp32_accuracy: ">= -0.1"}', "constraints.fp32_accuracy", ("bound -0.1", "[0, 1]", "always holds")),
+    ('{dsp_fraction: "<= 80"}', "constraints.dsp_fraction", ("bound 80", "[0, 1]", "always holds")),
+    ('{dsp_fraction: "<= 1.5"}', "constraints.dsp_fraction", ("bound 1.5", "[0, 1]", "always holds")),
+    ('{lut_fraction: ">= 2"}', "constraints.lut_fraction", ("bound 2", "never hold")),
+    ('{latency_ms: "<= -1"}', "constraints.latency_ms", ("bound -1", "latency_ms's range [0, inf)", "never hold")),
+    ("{energy_mj: -3}", "constraints.energy_mj", ("bound -3", "[0, inf)")),
+    ('{dsp: ">= -5"}', "constraints.dsp", ("bound -5", "always holds")),
+    ('{model_size_mb: "<= -0.5"}', "constraints.model_size_mb", ("bound -0.5",)),
+    ('{throughput_fps: ">= -1"}', "constraints.throughput_fps", ("bound -1",)),
+    ('{bram18: "<= -1"}', "constraints.bram18", ("bound -1",)),
+]
+
+
+@pytest.mark.parametrize(("new", "path", "words"), RANGE_ERRORS)
+def test_constraint_bounds_outside_the_metric_range_name_the_key(
+    tmp_path: Path, new: str, path: str, words: tuple[str, ...]
+) -> None:
+    config = load_config(write(tmp_path, GOOD.replace('{dsp_fraction: "<= 0.8"}', new, 1)))
+    with pytest.raises(ConfigError) as info:
+        build_problem(config)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(path + ":"), message
+    assert all(word in message for word in words), message
+
+
+@pytest.mark.parametrize(
+    "constraints",
+    [
+        '{accuracy: ">= 0.9", dsp_fraction: "<= 1"}',
+        '{accuracy: ">= 0", fp32_accuracy: "<= 1", latency_ms: "<= 0"}',
+        "{macs: 1000000000, params: 2000000.0, bit_ops: \"<= 1e12\", uram: 0, ff: 10000}",
+    ],
+)
+def test_constraint_bounds_on_the_range_or_inside_it_build(tmp_path: Path, constraints: str) -> None:
+    build_problem(load_config(write(tmp_path, GOOD.replace('{dsp_fraction: "<= 0.8"}', constraints, 1))))
+
+
+@pytest.mark.parametrize("bound", [".nan", ".inf", "-.inf", '"<= nan"', '">= inf"'])
+def test_constraint_bounds_that_are_not_finite_fail_loading(tmp_path: Path, bound: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, GOOD.replace('"<= 0.8"', bound, 1)))
+    assert str(info.value).startswith("constraints.dsp_fraction:"), str(info.value)
+
+
+def test_table_accuracy_constraints_are_fractions(tmp_path: Path, nb201_table: Path) -> None:
+    """On the NAS-Bench-201 table, accuracy and its columns are fractions: 0.9 binds, 90 is refused."""
+    from codesign.config.experiment import ExperimentConfig
+    from codesign.core.values import Candidate
+    from tests.helpers import nb201_yaml
+
+    def config(constraints: str) -> ExperimentConfig:
+        path = tmp_path / "nb.yaml"
+        path.write_text(nb201_yaml(nb201_table, trials=2, extra=f"constraints: {constraints}\n"))
+        return load_config(path)
+
+    good = config('{accuracy: ">= 0.9", cifar100_test_acc: ">= 0.5", lat_ms_fpga: "<= 6"}')
+    cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    metrics = build_problem(good).evaluate(Candidate("nb201", cell)).metrics
+    assert metrics["accuracy"] == pytest.approx(0.9366)  # 93.66 % in the file
+    assert all(c.holds(metrics[c.metric]) for c in good.constraints)
+    assert not parse_constraint("accuracy", ">= 0.95").holds(metrics["accuracy"])  # a fraction bound binds
+    for constraints, path in (
+        ('{accuracy: ">= 90"}', "constraints.accuracy"),
+        ('{cifar10_fp32_acc_b: ">= 85"}', "constraints.cifar10_fp32_acc_b"),
+        ('{lat_ms_eyeriss: "<= -1"}', "constraints.lat_ms_eyeriss"),
+    ):
+        with pytest.raises(ConfigError, match=rf"^{path}: bound"):
+            build_problem(config(constraints))

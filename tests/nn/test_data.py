@@ -12,11 +12,6 @@ import torch
 from codesign.core.errors import CodesignError
 from codesign.nn.data import load_dataset, read_idx
 
-MNIST = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mnist"
-needs_mnist = pytest.mark.skipif(
-    not (MNIST / "t10k-images-idx3-ubyte.gz").is_file(), reason=f"MNIST not found in {MNIST}"
-)
-
 
 def _rows(x: torch.Tensor) -> set[bytes]:
     return {row.numpy().tobytes() for row in x.reshape(len(x), -1)}
@@ -37,13 +32,12 @@ def test_digits_splits_are_seeded_disjoint_and_normalised():
     assert len(sub.train_y) == 300 and torch.equal(sub.val_y, a.val_y)
 
 
-@needs_mnist
-def test_mnist_real_files():
-    images = read_idx(MNIST / "t10k-images-idx3-ubyte.gz")
-    labels = read_idx(MNIST / "t10k-labels-idx1-ubyte.gz")
+def test_mnist_real_files(mnist_root: Path):
+    images = read_idx(mnist_root / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx(mnist_root / "t10k-labels-idx1-ubyte.gz")
     assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
     assert np.bincount(labels).min() > 800
-    data = load_dataset("mnist", root=MNIST, seed=0, train_subset=2000, val_size=1000)
+    data = load_dataset("mnist", root=mnist_root, seed=0, train_subset=2000, val_size=1000)
     assert data.input_shape == (1, 28, 28)
     assert (len(data.train_y), len(data.val_y), len(data.test_y)) == (2000, 1000, 10000)
     # test is the official test set, in order

@@ -19,15 +19,10 @@ from codesign.quantization.sensitivity import (
 )
 from search_spaces.registry import make_space
 
-MNIST = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mnist"
-
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (MNIST / "train-images-idx3-ubyte.gz").exists(), reason="MNIST files not beside the checkout"
-)
-def test_perturbation_ranks_single_layer_accuracy_drops() -> None:
-    data = load_dataset("mnist", root=MNIST, seed=0, train_subset=6000, val_size=1000)
+def test_perturbation_ranks_single_layer_accuracy_drops(mnist_root: Path) -> None:
+    data = load_dataset("mnist", root=mnist_root, seed=0, train_subset=6000, val_size=1000)
     space = make_space("resnet_mnist")
     arch = space.from_choices(
         {"s0_depth": 1, "s0_width": 16, "s1_depth": 1, "s1_width": 24, "s2_depth": 1, "s2_width": 48}

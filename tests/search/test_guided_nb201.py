@@ -21,18 +21,16 @@ from codesign.search.strategies import RandomStrategy, make_strategy
 from search_spaces.nb201 import NB201Table
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-TABLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nasbench201" / "nb201_accuracy_latency.csv.gz"
-pytestmark = pytest.mark.skipif(not TABLE.is_file(), reason="NAS-Bench-201 table not present beside the checkout")
 EVALS = 100
 FAST = {"n_estimators": 0, "batch_size": 5}
 
 
-def config(strategy: str, seed: int) -> ExperimentConfig:
+def config(table: Path, strategy: str, seed: int) -> ExperimentConfig:
     return config_from_mapping(
         {
             "name": f"nb201_{strategy}_{seed}",
             "space": {"architecture": "nb201"},
-            "accuracy": {"method": "table", "metric": "cifar10_test_acc", "data_dir": str(TABLE.resolve())},
+            "accuracy": {"method": "table", "metric": "cifar10_test_acc", "data_dir": str(table.resolve())},
             "objectives": {"accuracy": "maximize", "lat_ms_fpga": "minimize"},
             "strategy": {"name": strategy},
             "budget": {"trials": EVALS, "seed": seed},
@@ -41,8 +39,8 @@ def config(strategy: str, seed: int) -> ExperimentConfig:
 
 
 @pytest.fixture(scope="module")
-def problem() -> TableProblem:
-    built = build_problem(config("random", 0))
+def problem(nb201_table: Path) -> TableProblem:
+    built = build_problem(config(nb201_table, "random", 0))
     assert isinstance(built, TableProblem)
     return built
 
@@ -59,7 +57,8 @@ def true_front(problem: TableProblem) -> tuple[np.ndarray, float]:
 
 
 def search(problem: TableProblem, strategy: str, seed: int) -> optuna.Study:
-    cfg = config(strategy, seed)
+    assert isinstance(problem.table, NB201Table)
+    cfg = config(Path(problem.table.path), strategy, seed)
     sampler = guided_sampler_for(problem, seed=seed, options=FAST) if strategy == "hao" else make_strategy(strategy, {}).sampler(problem, seed)
     study = open_study(cfg, optuna.storages.InMemoryStorage(), sampler)
     run_trials(cfg, study, RandomStrategy().evaluator(problem), target=EVALS)

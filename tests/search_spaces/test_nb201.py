@@ -11,7 +11,16 @@ from scipy.stats import spearmanr
 from codesign.core.errors import CodesignError
 from codesign.core.values import AcceleratorConfig
 from search_spaces.base import ArchitectureSpace
-from search_spaces.nb201 import OPS, NB201Arch, NB201Space, NB201Table, live_edges, parse_arch_str
+from search_spaces.nb201 import (
+    ACCURACY_COLUMNS,
+    OPS,
+    NB201Arch,
+    NB201Space,
+    NB201Table,
+    live_edges,
+    parse_arch_str,
+    read_table,
+)
 from simulators.overlay import OverlayModel
 
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -86,7 +95,7 @@ def test_bits_follow_weighted_layers() -> None:
 def test_table_lookup_and_validation(table: NB201Table, tmp_path: Path) -> None:
     assert len(table) == 15625
     row = NB201Space(table).lookup(parse_arch_str(EXAMPLE))
-    assert row["nb201_index"] == 1 and row["cifar10_test_acc"] == pytest.approx(93.66)
+    assert row["nb201_index"] == 1 and row["cifar10_test_acc"] == pytest.approx(0.9366)  # a fraction: the file says 93.66 %
     assert row["lat_ms_fpga"] == pytest.approx(5.3154)
     assert set(row) >= {"cifar100_test_acc", "cifar10_ptq_int8_acc", "lat_ms_eyeriss", "lat_ms_pixel3"}
     assert table.column("lat_ms_fpga").shape == (15625,)
@@ -96,6 +105,16 @@ def test_table_lookup_and_validation(table: NB201Table, tmp_path: Path) -> None:
     bad.write_text("nb201_index,arch_str\n0,x\n")
     with pytest.raises(CodesignError, match="missing column.*cifar10_test_acc"):
         NB201Table.load(bad)
+    accuracies = [table.column(c) for c in ACCURACY_COLUMNS]
+    assert all(a.min() >= 0.0 and a.max() <= 1.0 for a in accuracies)
+    assert table.column("cifar10_test_acc").max() > 0.9  # fractions, not percent divided twice
+    percent = tmp_path / "percent.csv"
+    percent.write_text("nb201_index,arch_str,cifar10_test_acc,other_acc\n0,x,101.0,50\n")
+    with pytest.raises(CodesignError, match="cifar10_test_acc must hold accuracies in percent, 0..100"):
+        NB201Table.load(percent)
+    percent.write_text("nb201_index,arch_str,cifar10_test_acc,other_acc,lat_ms_x\n0,x,50.0,25,7\n")
+    frame = read_table(percent)
+    assert (frame.cifar10_test_acc[0], frame.other_acc[0], frame.lat_ms_x[0]) == (0.5, 0.25, 7)
     with pytest.raises(CodesignError, match="no table loaded"):
         NB201Space().lookup(parse_arch_str(EXAMPLE))
 
