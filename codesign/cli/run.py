@@ -94,6 +94,11 @@ def handle(args: argparse.Namespace) -> int:
     outcome = result.outcome
     print(f"study {outcome.study_name}: {outcome.completed} completed trials, {outcome.failed} failed; "
           f"{len(front)} Pareto-optimal pairs on {', '.join(f'{n} ({d})' for n, d in front.objectives)}")
+    from codesign.results.front import noted_trials
+
+    noted = noted_trials(front)
+    if noted:
+        print(f"{len(noted)} trial(s) have notes (see the notes column), e.g. trial {noted[0]['trial']}: {noted[0]['notes']}")
     if result.verification is not None:
         v = result.verification
         print(f"measured the {v.pairs} chosen pairs on the test split (accuracy_test; the front is chosen on the "

@@ -80,6 +80,9 @@ class Evaluation:
     metrics: Mapping[str, float]
     fidelity: Mapping[str, Fidelity]
     violations: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """What a user must know about how the numbers were obtained: every fallback or unproven step (e.g.
+    the joint program fell back to bit allocation alone). Shown in the trial record and the front table."""
 
     def __post_init__(self) -> None:
         missing = sorted(set(self.metrics) - set(self.fidelity))
@@ -92,4 +95,5 @@ class Evaluation:
             "metrics": dict(self.metrics),
             "fidelity": {k: v.value for k, v in self.fidelity.items()},
             "violations": list(self.violations),
+            "notes": list(self.notes),
         }

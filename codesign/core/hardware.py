@@ -130,6 +130,9 @@ class HardwareReport:
     device_resources: Resources
     per_layer: tuple[LayerCost, ...] = ()
     violations: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """Fallbacks or unproven steps behind these numbers (e.g. a time-limited optimiser's unproven answer);
+    the search copies them into the evaluation's notes."""
 
     @property
     def feasible(self) -> bool:

@@ -35,6 +35,7 @@ from codesign.search.storage import (
     ATTR_ERROR,
     ATTR_FIDELITY,
     ATTR_METRICS,
+    ATTR_NOTES,
     ATTR_VERIFIED,
     ATTR_VIOLATIONS,
     load_experiment,
@@ -121,6 +122,8 @@ class FrontPair:
     candidate: Candidate
     metrics: Mapping[str, float]
     fidelity: Mapping[str, str]
+    notes: tuple[str, ...] = ()
+    """Fallbacks or unproven steps behind the pair's numbers (empty when there were none)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +132,7 @@ class FrontPair:
             "candidate": self.candidate.to_dict(),
             "metrics": {k: _finite_or_none(v) for k, v in self.metrics.items()},
             "fidelity": dict(self.fidelity),
+            "notes": list(self.notes),
         }
 
 
@@ -199,6 +203,7 @@ def trial_rows(study: optuna.Study) -> tuple[tuple[str, ...], list[Row]]:
             "candidate": json.dumps(cand, sort_keys=True) if cand else "",
             "violations": "; ".join(t.user_attrs.get(ATTR_VIOLATIONS) or []),
             "error": t.user_attrs.get(ATTR_ERROR, ""),
+            "notes": "; ".join(t.user_attrs.get(ATTR_NOTES) or []),
             "verified": bool(check),
         }
         row.update(metrics)
@@ -281,6 +286,7 @@ class ParetoFront:
                     candidate=Candidate.from_dict(json.loads(row["candidate"])),
                     metrics={c: float(row[c]) for c in metric_cols if not _missing(row[c]) and not c.startswith("searched.")},
                     fidelity={c.removeprefix("fidelity."): str(row[c]) for c in fidelity_cols if isinstance(row[c], str)},
+                    notes=tuple(str(row["notes"]).split("; ")) if isinstance(row.get("notes"), str) and row["notes"] else (),
                 )
             )
         return tuple(out)
@@ -302,6 +308,8 @@ class ParetoFront:
         preferred = [*self.names, "accuracy_test", "latency_ms", "throughput_fps", "energy_mj", "dsp", "lut", "bram18", "model_size_mb"]
         has_bits = "bits" in self.columns and any(bool(r["bits"]) for r in self.rows)
         extra = ["arch", "bits", "accelerator"] if has_bits else ["arch"]
+        if any(r.get("notes") for r in self.rows):  # a fallback behind a pair's numbers is shown with it
+            extra.append("notes")
         return ["trial"] + [c for c in dict.fromkeys(preferred) if c in self.columns] + extra
 
     def to_csv(self, path: str | Path) -> Path:
@@ -342,7 +350,10 @@ class ParetoFront:
         return plot_fronts([self], path, x=x, y=y)
 
 
-_META_COLUMNS = ("trial", "state", "key", "arch", "bits", "accelerator", "candidate", "violations", "error", "verified", "feasible")
+_META_COLUMNS = (
+    "trial", "state", "key", "arch", "bits", "accelerator", "candidate", "violations", "error", "notes", "verified",
+    "feasible",
+)  # fmt: skip
 
 
 def metric_columns(frame: pd.DataFrame | Iterable[str]) -> list[str]:
@@ -526,3 +537,8 @@ def plot_fronts(fronts: Sequence[ParetoFront], path: str | Path, *, x: str | Non
     except ValueError as exc:  # an unknown file type
         raise CodesignError(f"plot: cannot write {path.name!r} ({exc})") from None
     return path
+
+
+def noted_trials(front: ParetoFront) -> list[Row]:
+    """The completed trials whose numbers came with a note (a fallback or an unproven step)."""
+    return [r for r in front.trial_rows if r["state"] == "COMPLETE" and isinstance(r.get("notes"), str) and r["notes"]]

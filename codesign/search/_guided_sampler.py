@@ -216,8 +216,15 @@ class GuidedSampler(optuna.samplers.BaseSampler):
         assert self._featurize_fn is not None
         X = np.vstack([self._row(t.params) for t in completed])
         names = tuple(sorted({name for t in completed for name in t.constraints}))
+        for t in completed:  # a missing constraint value is never read as feasible
+            missing = [name for name in names if name not in t.constraints]
+            if missing:
+                raise CodesignError(
+                    f"guided sampler: trial {t.number} has no value for constraint(s) {', '.join(missing)} that "
+                    "other trials of the study have; the study mixes constraint sets"
+                )
         targets = [np.asarray([t.values[j] for t in completed], dtype=float) for j in range(len(study.directions))]
-        targets += [np.asarray([t.constraints.get(name, 0.0) for t in completed], dtype=float) for name in names]
+        targets += [np.asarray([t.constraints[name] for t in completed], dtype=float) for name in names]
         k = len(study.directions)
         means: list[np.ndarray] = []
         stds: list[np.ndarray] = []

@@ -17,6 +17,7 @@ strategy is the outer predictor-guided loop alone, every look-up a counted trial
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -115,6 +116,7 @@ class InnerProgram:
         Omega(all lowest))``. Other hardware models get the HAWQ-V3 allocation under the same fraction of
         the bit-operations range, then their own best accelerator."""
         space = self.problem.space
+        fallback = ""
         n = len(space.network(arch).weighted_layers)
         network = space.network(arch, (max(self.problem.bits.weight_bits),) * n, (act_bits,) * n)
         omega = self.omega(arch, network)
@@ -132,8 +134,8 @@ class InnerProgram:
             overlay = OverlaySpace.for_device(hardware.catalog.get(self.problem.device), clock_mhz=self.problem.clock_mhz)
             try:
                 result = hao_program(network, program, space=overlay, model=hardware, omega_budget=budget * (1 + 1e-9))
-            except InfeasibleError:
-                result = None
+            except InfeasibleError as exc:
+                result, fallback = None, f"joint HAO program infeasible ({exc}); fell back to HAWQ-V3 bit allocation"
             if result is not None:
                 bits = result.allocation.bits_dict()
                 weight_bits = tuple(bits[layer.name] for layer in weighted)
@@ -148,7 +150,10 @@ class InnerProgram:
         weight_bits = tuple(bits[layer.name] for layer in weighted)
         accel, _, _ = self.problem.choose_accelerator(space.network(arch, weight_bits, act))
         candidate = Candidate(space.name, space.arch_id(arch), weight_bits, act, accel)
-        return candidate, {"alpha": alpha, "omega": allocation.objective, "program": "hawq"}
+        info: dict[str, float | str] = {"alpha": alpha, "omega": allocation.objective, "program": "hawq"}
+        if fallback:
+            info["fallback"] = fallback
+        return candidate, info
 
 
 class HAOStrategy(Strategy):
@@ -198,6 +203,9 @@ def hao_evaluator(problem: Problem, options: HAOOptions, *, cache_dir: Path | No
         act = int(trial.suggest_categorical("hao.act_bits", list(act_choices))) if len(act_choices) > 1 else act_choices[0]
         candidate, info = inner.solve(arch, alpha, act)
         trial.set_user_attr(ATTR_HAO, info)
-        return problem.evaluate(candidate)
+        evaluation = problem.evaluate(candidate)
+        if "fallback" in info:  # visible in the record, the run's summary and the front table
+            evaluation = dataclasses.replace(evaluation, notes=(*evaluation.notes, str(info["fallback"])))
+        return evaluation
 
     return evaluate

@@ -136,7 +136,8 @@ class CodesignProblem:
         metrics["accuracy"] = float(measured.quant_acc)
         metrics["fp32_accuracy"] = float(measured.fp32_acc)
         fidelity["accuracy"] = fidelity["fp32_accuracy"] = Fidelity.MEASURED
-        return Evaluation(candidate, metrics, fidelity, tuple(violations))
+        notes = report.notes if report is not None else ()
+        return Evaluation(candidate, metrics, fidelity, tuple(violations), notes)
 
 
 class Table(Protocol):

@@ -29,6 +29,7 @@ URL_SCHEMES = ("postgresql", "mysql", "sqlite", "oracle", "mssql")
 ATTR_CANDIDATE = "codesign.candidate"
 ATTR_METRICS = "codesign.metrics"
 ATTR_FIDELITY = "codesign.fidelity"
+ATTR_NOTES = "codesign.notes"
 ATTR_VIOLATIONS = "codesign.violations"
 ATTR_ERROR = "codesign.error"
 ATTR_WORKER = "codesign.worker"
@@ -120,6 +121,8 @@ def record_evaluation(trial: optuna.trial.BaseTrial, evaluation: Evaluation) -> 
     trial.set_user_attr(ATTR_METRICS, {k: json_float(v) for k, v in evaluation.metrics.items()})
     trial.set_user_attr(ATTR_FIDELITY, {k: v.value for k, v in evaluation.fidelity.items()})
     trial.set_user_attr(ATTR_VIOLATIONS, list(evaluation.violations))
+    if evaluation.notes:
+        trial.set_user_attr(ATTR_NOTES, list(evaluation.notes))
 
 
 def json_float(value: float) -> float | str:

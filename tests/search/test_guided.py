@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from pathlib import Path
 
 import moocore
 import numpy as np
@@ -26,7 +25,6 @@ from codesign.search.acquisition import (
 from codesign.search.guided import GuidedSampler, guided_sampler_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-TABLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nasbench201" / "nb201_accuracy_latency.csv.gz"
 
 LEVELS = tuple(range(6))
 SPACE = {f"x{i}": CategoricalDistribution(list(LEVELS)) for i in range(3)}  # 216 points
@@ -219,6 +217,20 @@ def test_constraints_steer_proposals_to_the_feasible_region() -> None:
     guided = [t for t in study.trials if t.number >= 10]
     feasible = sum(t.params["x0"] <= 2 for t in guided)
     assert feasible >= 0.8 * len(guided)  # random proposals are feasible half the time
+
+
+def test_a_missing_constraint_value_is_an_error_not_feasible() -> None:
+    """A trial without a constraint that the others have is never read as feasible."""
+
+    def constrained(trial: optuna.Trial) -> tuple[float, float]:
+        values = two_objectives(trial)
+        if trial.number != 3:  # trial 3 lacks the constraint
+            trial.set_constraint("x0_limit", float(trial.params["x0"] - 2))
+        return values
+
+    study = study_of(sampler(0, n_startup_trials=5))
+    with pytest.raises(CodesignError, match="trial 3 has no value for constraint"):
+        study.optimize(constrained, n_trials=8, catch=())
 
 
 def test_bad_settings_are_named() -> None:
