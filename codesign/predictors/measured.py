@@ -30,6 +30,8 @@ from codesign.predictors.metrics import RegressionMetrics, regression_metrics
 from simulators.base import HardwareModel
 from simulators.devices import DeviceCatalog
 
+NO_PRIOR_NOTE = "measured model {name!r} has no prior: resources are unknown (reported as zero), feasibility unchecked"
+"""The note every report of a measured model without a prior carries."""
 MEASURED_FORMAT_VERSION = 1
 META_FILE = "measured.json"
 MODELS_ENV = "CODESIGN_MODELS"
@@ -279,6 +281,7 @@ class MeasuredModel(HardwareModel):
                 energy_mj=energy,
                 resources=Resources(),
                 device_resources=Resources(),
+                notes=(NO_PRIOR_NOTE.format(name=self.name),),
             )
         # a pipelined prior's throughput exceeds 1/latency; keep its ratio
         speedup = prior.throughput_fps * prior.latency_ms / 1e3

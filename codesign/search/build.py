@@ -16,6 +16,7 @@ from typing import Any
 
 from codesign.config.experiment import Constraint, ExperimentConfig
 from codesign.core.errors import CodesignError, ConfigError
+from codesign.core.values import RESOURCE_NAMES
 from codesign.search.problem import HARDWARE_METRICS, NETWORK_METRICS, CodesignProblem, Problem, TableProblem
 from codesign.search.strategies import Strategy, make_strategy
 from search_spaces.bitwidth import BitWidthSpace
@@ -102,6 +103,16 @@ def _measured(config: ExperimentConfig, catalog: DeviceCatalog) -> tuple[Any, st
         model = load_measured(hw.model.removeprefix(MEASURED_PREFIX), directory, catalog=catalog)
     except CodesignError as exc:
         raise ConfigError("hardware.model", str(exc)) from None
+    if model.prior is None:
+        resource_metrics = {*RESOURCE_NAMES, *(f"{n.removesuffix('18')}_fraction" for n in RESOURCE_NAMES)}
+        for name in [c.metric for c in config.constraints] + [n for n, _ in config.objectives]:
+            if name in resource_metrics:
+                where = "constraints" if name in {c.metric for c in config.constraints} else "objectives"
+                raise ConfigError(
+                    f"{where}.{name}",
+                    f"measured model {model.name!r} was learned without a prior, so it knows no resources; "
+                    "import it with --prior to get them",
+                )
     return model, hw.device or model.device or "", hw.clock_mhz
 
 

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
+import pytest
 
 from codesign.cli import main
 from codesign.config.experiment import load_config
@@ -44,3 +46,34 @@ def test_search_on_a_measured_board(tmp_path: Path) -> None:
         net = space.network(space.from_id(pair.candidate.arch_id), pair.candidate.weight_bits, pair.candidate.act_bits)
         simulated = sim.best_accelerator(net, "xczu3eg", 200.0)[1].latency_ms
         assert abs(pair.metrics["latency_ms"] - (SLOWDOWN * simulated + 0.002)) <= 0.2 * SLOWDOWN * simulated
+    assert result.verification is not None and "latency_ms" in result.verification.unverified
+
+
+def test_a_measured_model_without_prior_is_noted_and_refuses_resource_constraints(tmp_path: Path) -> None:
+    """Without a prior a measured model knows no resources: a resource constraint on it is refused at
+    build, and every report says that its resources are unknown."""
+    from codesign.core.errors import ConfigError
+    from codesign.search.build import build_problem
+
+    space = make_space("mbconv_digits", depths=[1], expansions=[1, 3])
+    sim = OverlayModel()
+    rng = np.random.default_rng(1)
+    rows = []
+    for _ in range(16):
+        net = space.network(space.sample(rng))
+        rows.append({"layers": json.dumps(net.to_dict()), "latency_ms": sim.best_accelerator(net, "xczu3eg", 200.0)[1].latency_ms})
+    pd.DataFrame(rows).to_csv(tmp_path / "board.csv", index=False)
+    models = tmp_path / "models"
+    assert main(["hardware", "import", str(tmp_path / "board.csv"), "--name", "bare", "--out", str(models)]) == 0
+    text = digits_yaml(tmp_path, trials=1).replace(
+        "hardware: {model: overlay, device: xczu3eg, clock_mhz: 200}",
+        f"hardware: {{model: 'measured:bare', options: {{models_dir: {models}}}}}",
+    )
+    (tmp_path / "exp.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"^constraints\.dsp_fraction: measured model 'bare' was learned without a prior"):
+        build_problem(load_config(tmp_path / "exp.yaml"))
+    (tmp_path / "exp.yaml").write_text(text.replace('constraints: {dsp_fraction: "<= 0.8"}\n', ""))
+    problem = build_problem(load_config(tmp_path / "exp.yaml"))
+    _, candidate = problem.suggest(optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask())
+    evaluation = problem.evaluate(candidate)
+    assert any("has no prior: resources are unknown" in note for note in evaluation.notes)
