@@ -14,6 +14,7 @@ deterministic.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -79,7 +80,8 @@ class DataflowSpace:
     """Relative optimality gap at which the integer program may stop when several budgets bind (0 = proven
     optimum, the default); with at most one binding budget the optimum is always exact (simulators.mckp)."""
     ilp_time_limit_s: float = 60.0
-    """CBC's time limit (s); the best solution found by then is returned."""
+    """CBC's time limit (s); the best solution found by then is returned, and its report carries a note
+    that it is not proven optimal."""
 
     def __post_init__(self) -> None:
         if self.max_pe < 1 or self.max_simd < 1:
@@ -155,7 +157,7 @@ def best_folding(
     pe = np.asarray([[p for p, _ in row] for row in padded], dtype=np.int64)
     simd = np.asarray([[s for _, s in row] for row in padded], dtype=np.int64)
     budget = {n: getattr(device.usable, n) - getattr(device.ddr_overhead, n) for n in RESOURCE_NAMES}
-    best: tuple[float, AcceleratorConfig] | None = None
+    best: tuple[float, AcceleratorConfig, bool] | None = None
     reasons: list[str] = []
     for clock in space.clocks_mhz:
         if clock > device.max_clock_mhz:
@@ -172,24 +174,32 @@ def best_folding(
                 f"{getattr(device.usable, name)} are usable"
             )
             continue
-        picked = solve_mckp(
+        solution = solve_mckp(
             [result.cycles[i, : len(row)] for i, row in enumerate(choices)],
             [costs[i, : len(row)] for i, row in enumerate(choices)],
             np.asarray([budget[n] for n in RESOURCE_NAMES]),
             gap_rel=space.ilp_gap_rel,
             time_limit_s=space.ilp_time_limit_s,
         )
-        if picked is None:
+        if solution is None:
             reasons.append("no combination of folding choices fits every budget at once")
             continue
+        picked = solution.choice
         combo = [choices[i][j] for i, j in enumerate(picked)]
         latency = float(sum(int(result.cycles[i, j]) for i, j in enumerate(picked))) / (clock * 1e3)
         config = _folding_config(space.template, device.name, clock, combo)
         if best is None or latency < best[0]:
-            best = (latency, config)
+            best = (latency, config, solution.proven)
     if best is None:
         raise InfeasibleError(f"no {model.name} configuration fits {device.name}: {'; '.join(reasons)}")
-    return best[1], model.evaluate(network, best[1])
+    report = model.evaluate(network, best[1])
+    if not best[2]:
+        note = (
+            f"{model.name} folding not proven latency-optimal: the integer program stopped at gap_rel="
+            f"{space.ilp_gap_rel:g} or its {space.ilp_time_limit_s:g} s time limit"
+        )
+        report = dataclasses.replace(report, notes=(*report.notes, note))
+    return best[1], report
 
 
 best_dataflow = best_folding

@@ -11,18 +11,29 @@ Pick one choice per layer to minimise the summed cost (cycles) subject to severa
 3. Otherwise an integer program is solved with CBC (identical layers grouped into one integer count per
    choice, which removes the symmetry between them). With ``gap_rel=0`` (the default) it is solved to
    proven optimality (absolute gap below one cycle); a positive ``gap_rel`` lets CBC stop at that relative
-   gap. ``time_limit_s`` bounds CBC's run; the best solution found by then is returned (not proven
-   optimal: the only case where the result may not be exact).
+   gap. ``time_limit_s`` bounds CBC's run; the best solution found by then is returned. Either way such an
+   answer is not proven optimal, and the returned :class:`MCKPSolution` says so (``proven`` False): the
+   callers record it, so an unproven answer is never presented as exact.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 DP_MAX_CAPACITY = 50_000
+
+
+@dataclass(frozen=True)
+class MCKPSolution:
+    """One choice index per layer, and whether it is proven optimal (False only when the integer program
+    stopped at a positive relative gap or at its time limit)."""
+
+    choice: list[int]
+    proven: bool = True
 
 
 def pareto_choices(cycles: np.ndarray, costs: np.ndarray) -> np.ndarray:
@@ -73,7 +84,7 @@ def _ilp(
     rows: list[int],
     gap_rel: float,
     time_limit_s: float,
-) -> list[int] | None:
+) -> tuple[list[int], bool] | None:
     """Identical layers (same choices, cycles and costs) form one group with an integer count per choice:
     the same optimum without the symmetric copies that make branch and bound slow."""
     import pulp
@@ -123,7 +134,7 @@ def _ilp(
         picks = [j for j, y in enumerate(row) for _ in range(round(y.value() or 0))]
         for layer, j in zip(layers, picks, strict=True):
             choice[layer] = j
-    return choice
+    return choice, problem.sol_status == pulp.LpSolutionOptimal and gap_rel == 0
 
 
 def solve_mckp(
@@ -133,7 +144,7 @@ def solve_mckp(
     *,
     gap_rel: float = 0.0,
     time_limit_s: float = 60.0,
-) -> list[int] | None:
+) -> MCKPSolution | None:
     """One choice index per layer minimising ``sum cycles[i][j_i]`` with ``sum costs[i][j_i] <= budget``.
 
     ``cycles[i]`` is (C_i,) integers, ``costs[i]`` is (C_i, R) integers, ``budget`` is (R,). Returns None when
@@ -157,7 +168,7 @@ def solve_mckp(
         return [int(k[j]) for k, j in zip(kept, choice, strict=True)]
 
     if not binding:
-        return original([int(np.argmin(c)) for c in cyc])
+        return MCKPSolution(original([int(np.argmin(c)) for c in cyc]))
     for k in sorted(binding, key=lambda k: budget[k]):
         if budget[k] > DP_MAX_CAPACITY:
             continue
@@ -165,6 +176,6 @@ def solve_mckp(
         if choice is None:
             return None
         if fits(choice):
-            return original(choice)
-    choice = _ilp(cyc, cst, budget, binding, gap_rel, time_limit_s)
-    return None if choice is None else original(choice)
+            return MCKPSolution(original(choice))
+    solved = _ilp(cyc, cst, budget, binding, gap_rel, time_limit_s)
+    return None if solved is None else MCKPSolution(original(solved[0]), proven=solved[1])

@@ -171,10 +171,28 @@ def test_mckp_matches_brute_force_on_random_instances(
             if (used <= budget).all():
                 value = sum(int(cycles[i][j]) for i, j in enumerate(combo))
                 best = value if best is None else min(best, value)
-        got = solve_mckp(cycles, costs, budget)
+        solution = solve_mckp(cycles, costs, budget)
+        got = None if solution is None else solution.choice
         if best is None:
             assert got is None
         else:
             assert got is not None
             assert (sum(costs[i][j] for i, j in enumerate(got)) <= budget).all()
             assert sum(int(cycles[i][j]) for i, j in enumerate(got)) == best
+
+
+def test_an_unproven_multiple_choice_answer_says_so() -> None:
+    """Budgets too large for the dynamic program go to the integer program; stopped at a positive gap its
+    answer is flagged as not proven optimal, and at gap 0 it is proven."""
+    from simulators.mckp import DP_MAX_CAPACITY
+
+    rng = np.random.default_rng(7)
+    cycles = [rng.integers(1_000, 100_000, size=6) for _ in range(8)]
+    costs = [rng.integers(10_000, 40_000, size=(6, 2)) for _ in range(8)]
+    budget = np.array([8 * 22_000, 8 * 24_000])
+    assert (budget > DP_MAX_CAPACITY).all()
+    exact = solve_mckp(cycles, costs, budget)
+    assert exact is not None and exact.proven
+    loose = solve_mckp(cycles, costs, budget, gap_rel=0.5)
+    assert loose is not None and not loose.proven
+    assert (sum(costs[i][j] for i, j in enumerate(loose.choice)) <= budget).all()
