@@ -152,6 +152,11 @@ class DatasetSource(ABC):
         example is in two splits. ``root`` is where the files are (``accuracy.data_dir``), ``train_subset``
         keeps that many seeded training examples, ``val_size`` sets the validation split's size."""
 
+    def check(self, root: Path | None = None) -> None:
+        """Raise :class:`CodesignError` naming what is missing when :meth:`load` cannot work (files absent),
+        cheaply and without loading. Called when an experiment is built, before the first trial. The default
+        checks nothing."""
+
 
 def splits_from_arrays(
     name: str,
@@ -210,6 +215,12 @@ class MnistDataset(DatasetSource):
     test images are the test split, the validation split (5,000 by default) comes out of the training set."""
 
     name = "mnist"
+
+    def check(self, root: Path | None = None) -> None:
+        folder = Path(root) if root is not None else default_mnist_root()
+        missing = [f for f in MNIST_FILES.values() if not (folder / f).is_file()]
+        if missing:
+            raise CodesignError(f"MNIST files missing in {folder}: {', '.join(missing)}")
 
     def load(
         self, *, seed: int, root: Path | None = None, train_subset: int | None = None, val_size: int | None = None

@@ -60,6 +60,9 @@ class DatasetConformance:
         assert isinstance(dataset.name, str) and dataset.name
         assert isinstance(self._load(dataset, root), DataSplits)
 
+    def test_check_passes_when_it_loads(self, dataset: DatasetSource, root: Path | None) -> None:
+        dataset.check(root)  # the build-time check may not refuse data that loads
+
     def test_same_seed_same_splits(self, dataset: DatasetSource, root: Path | None) -> None:
         a, b = self._load(dataset, root, 0), self._load(dataset, root, 0)
         for split in SPLITS:

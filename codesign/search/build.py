@@ -182,6 +182,12 @@ def build_problem(config: ExperimentConfig) -> Problem:
         if config.accuracy.dataset not in dataset_names():
             names = ", ".join(dataset_names())
             raise ConfigError("accuracy.dataset", f"unknown data set {config.accuracy.dataset!r}; known: {names}")
+        from codesign.nn.data import make_dataset
+
+        try:  # missing files are a configuration error now, not ten failed trials later
+            make_dataset(config.accuracy.dataset).check(config.resolve(config.accuracy.data_dir))
+        except CodesignError as exc:
+            raise ConfigError("accuracy.data_dir", str(exc)) from None
         catalog = catalog_for(config)
         model, device, clock = _hardware(config, catalog)
         bits = BitWidthSpace(weight_bits=config.space.weight_bits, act_bits=config.space.act_bits)

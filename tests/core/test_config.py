@@ -219,3 +219,11 @@ def test_table_accuracy_constraints_are_fractions(tmp_path: Path, nb201_table: P
     ):
         with pytest.raises(ConfigError, match=rf"^{path}: bound"):
             build_problem(config(constraints))
+
+
+def test_missing_data_is_a_configuration_error_before_any_trial(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    text = GOOD.replace("dataset: digits", "dataset: mnist, data_dir: empty")
+    assert text != GOOD
+    with pytest.raises(ConfigError, match=r"^accuracy\.data_dir: MNIST files missing in .*empty: train-images"):
+        build_problem(load_config(write(tmp_path, text)))
