@@ -2,7 +2,9 @@
 for any model, from a table with one row per (layer, bits): columns ``layer``, ``bits``, ``omega`` (the
 layer's perturbation at those bits) and any cost columns the budgets name (``size_mb``, ``bops``,
 ``latency_ms``, ``dsp``, ...). Budgets are absolute (``size_mb<=1.5``) or a fraction between the all-lowest
-and all-highest network (``size_mb<=alpha:0.5``)."""
+and all-highest network (``size_mb<=alpha:0.5``). Every omega and cost value must be finite and
+non-negative. When the table has a ``trace`` column (as :meth:`PerturbationTable.write_csv` writes it), a
+layer whose raw Hessian trace estimate was negative is named in a note (its magnitude gave the omega)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import csv
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from codesign.quantization.allocation import (
     BitAllocationProblem,
     Budget,
     allocate_bits,
+    negative_trace_note,
     sensitivity_front,
 )
 
@@ -32,10 +35,16 @@ INFORMATION = ("trace", "params")
 
 @dataclass(frozen=True)
 class LayerTable:
-    """A parsed LAYERS.csv: ``omega[layer][bits]`` and ``costs[column][layer][bits]`` in file order."""
+    """A parsed LAYERS.csv: ``omega[layer][bits]`` and ``costs[column][layer][bits]`` in file order, and
+    the raw Hessian ``traces[layer]`` of its ``trace`` column where it has one."""
 
     omega: dict[str, dict[int, float]]
     costs: dict[str, dict[str, dict[int, float]]]
+    traces: dict[str, float] = field(default_factory=dict)
+
+    def notes(self) -> list[str]:
+        """A line per layer whose raw trace was negative (the omega came from its magnitude)."""
+        return [negative_trace_note(layer, t) for layer, t in self.traces.items() if t < 0]
 
 
 def register(sub: Any) -> None:
@@ -100,7 +109,7 @@ def _number(text: str | None, row: int, column: str, path: str) -> float:
 
 def read_layer_table(path: str | Path, cost_columns: list[str]) -> LayerTable:
     """Parse LAYERS.csv; ``cost_columns`` must be numeric in every row, other extra columns (except
-    ``trace`` and ``params``) are reported when they are numeric throughout. Rows are numbered as in a
+    ``trace`` and ``params``) are reported when they are numeric and non-negative throughout. Rows are numbered as in a
     spreadsheet (header = row 1)."""
     name = str(path)
     try:
@@ -120,7 +129,8 @@ def read_layer_table(path: str | Path, cost_columns: list[str]) -> LayerTable:
         known = ", ".join(c for c in header if c not in REQUIRED) or "none"
         raise CodesignError(f"{name}: missing column(s) {', '.join(missing)}; cost columns present: {known}")
     extra = [c for c in header if c not in (*REQUIRED, *INFORMATION, *cost_columns) and c is not None]
-    reported = [c for c in extra if all(_is_finite(r.get(c)) for r in rows)]
+    reported = [c for c in extra if all(_is_cost(r.get(c)) for r in rows)]
+    traces: dict[str, float] = {}
     omega: dict[str, dict[int, float]] = {}
     costs: dict[str, dict[str, dict[int, float]]] = {c: {} for c in (*cost_columns, *reported)}
     for number, row in enumerate(rows, start=2):
@@ -140,7 +150,10 @@ def read_layer_table(path: str | Path, cost_columns: list[str]) -> LayerTable:
         omega.setdefault(layer, {})[bits] = _number(row["omega"], number, "omega", name)
         for column in costs:
             costs[column].setdefault(layer, {})[bits] = _number(row[column], number, column, name)
-    return LayerTable(omega, costs)
+        trace = row.get("trace")
+        if layer not in traces and _is_finite(trace):
+            traces[layer] = float(trace or "")
+    return LayerTable(omega, costs, traces)
 
 
 def _is_finite(text: str | None) -> bool:
@@ -148,6 +161,10 @@ def _is_finite(text: str | None) -> bool:
         return math.isfinite(float(text if text is not None else ""))
     except ValueError:
         return False
+
+
+def _is_cost(text: str | None) -> bool:
+    return _is_finite(text) and float(text or "") >= 0
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -169,6 +186,10 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 def build_problem(args: argparse.Namespace) -> BitAllocationProblem:
     """The integer program the command line describes (the table checked for completeness)."""
+    return _build(args)[0]
+
+
+def _build(args: argparse.Namespace) -> tuple[BitAllocationProblem, LayerTable]:
     budgets = [Budget.parse(text) for text in args.budget]
     columns = list(dict.fromkeys([b.column for b in budgets] + ([args.front] if args.front else [])))
     table = read_layer_table(args.layers_csv, columns)
@@ -192,9 +213,10 @@ def build_problem(args: argparse.Namespace) -> BitAllocationProblem:
         raise CodesignError(
             f"no layer named {', '.join(unknown)} in {args.layers_csv}; layers: {', '.join(table.omega)}"
         )
-    return BitAllocationProblem.from_tables(
+    problem = BitAllocationProblem.from_tables(
         omega=table.omega, costs=table.costs, ties=ties, fixed=fixed, budgets=budgets, allowed=allowed or None
     )
+    return problem, table
 
 
 def _report(result: BitAllocation, problem: BitAllocationProblem) -> dict[str, Any]:
@@ -223,17 +245,23 @@ def _text(result: BitAllocation, problem: BitAllocationProblem) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
-    problem = build_problem(args)
+    problem, layers = _build(args)
+    notes = layers.notes()
     if args.front:
         if args.points < 0 or args.points == 1:
             raise CodesignError(f"--points must be 0 (exact front) or >= 2, got {args.points}")
         front = sensitivity_front(problem, args.front, points=args.points or None)
         payload: Any = {"column": args.front, "points": [p.to_dict() for p in front]}
-        text = json.dumps(payload, indent=2) if args.format == "json" else _front_text(front, args.front)
+        text = _front_text(front, args.front)
     else:
         result = allocate_bits(problem)
         payload = _report(result, problem)
-        text = json.dumps(payload, indent=2) if args.format == "json" else _text(result, problem)
+        text = _text(result, problem)
+    if notes:
+        payload["notes"] = notes
+        text += "".join(f"\nnote: {line}" for line in notes)
+    if args.format == "json":
+        text = json.dumps(payload, indent=2)
     if args.out:
         try:
             Path(args.out).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

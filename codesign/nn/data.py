@@ -156,6 +156,7 @@ class DatasetSource(ABC):
         """Raise :class:`CodesignError` naming what is missing when :meth:`load` cannot work (files absent),
         cheaply and without loading. Called when an experiment is built, before the first trial. The default
         checks nothing."""
+        return None
 
 
 def splits_from_arrays(

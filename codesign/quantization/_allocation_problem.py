@@ -25,7 +25,7 @@ class BitAllocationProblem:
 
     ``choices[i]`` are the allowed bit-widths of ``layers[i]`` (ascending), ``omega[i][k]`` the
     perturbation of that layer at ``choices[i][k]``, and ``costs`` maps each cost column to a table of the
-    same shape. ``ties`` are groups of layers that must share their bit-width, ``fixed`` pins layers to one
+    same shape. Every omega and cost value must be finite and non-negative. ``ties`` are groups of layers that must share their bit-width, ``fixed`` pins layers to one
     bit-width. Build one from nested mappings with :meth:`from_tables`.
     """
 
@@ -218,8 +218,14 @@ def _check_row(name: str, bits: tuple[int, ...], row: tuple[float, ...], what: s
         )
     if len(row) != len(bits):
         raise CodesignError(f"layer {name!r}: {what} has {len(row)} values for {len(bits)} bit choices")
-    if not all(math.isfinite(v) for v in row):
-        raise CodesignError(f"layer {name!r}: {what} values must be finite, got {row}")
+    for b, v in zip(bits, row, strict=True):
+        if not math.isfinite(v):
+            raise CodesignError(f"layer {name!r} at {b} bits: {what} is {v!r}; values must be finite")
+        if v < 0:
+            raise CodesignError(
+                f"layer {name!r} at {b} bits: {what} is {v!r}; values must be non-negative "
+                "(a perturbation or cost below zero is not meaningful)"
+            )
 
 
 def _build_groups(problem: BitAllocationProblem) -> tuple[_Group, ...]:

@@ -29,6 +29,47 @@ def _scale(values: Sequence[np.ndarray]) -> float:
     return top if top > 0 else 1.0
 
 
+_MAX_RESOLVES = 50
+"""How many times :func:`_solve` re-solves, excluding the previous answer, when CBC's answer breaks a
+budget once checked in the user's units (CBC's tolerances are absolute on the scaled rows)."""
+
+
+def _within(value: float, limit: float) -> bool:
+    """``value`` meets ``limit`` up to the relative float-rounding slack :data:`_FEASIBILITY_TOL`."""
+    return value <= limit + _FEASIBILITY_TOL * max(1.0, abs(limit))
+
+
+def _total(problem: BitAllocationProblem, c: int, chosen: Sequence[int]) -> float:
+    return math.fsum(float(grp.costs[c][k]) for grp, k in zip(problem._groups, chosen, strict=True))
+
+
+def _broken(
+    problem: BitAllocationProblem, chosen: Sequence[int], limits: Mapping[int, float]
+) -> list[tuple[int, float, float]]:
+    """``(column, value, limit)`` of every budget the assignment ``chosen`` breaks, summed exactly
+    (:func:`math.fsum`) in the column's own unit, independent of any scaling of the program."""
+    out = []
+    for c, limit in limits.items():
+        value = _total(problem, c, chosen)
+        if not _within(value, limit):
+            out.append((c, value, limit))
+    return out
+
+
+def _usable(problem: BitAllocationProblem, limits: Mapping[int, float]) -> list[list[int]]:
+    """Per group, the choices that can be part of an assignment within every limit. Costs are
+    non-negative, so a choice whose cost plus every other group's cheapest cost exceeds a limit never can;
+    leaving it out is exact, and keeps one huge cost from swamping the scaled budget row."""
+    groups = problem._groups
+    usable = [list(range(len(grp.bits))) for grp in groups]
+    for c, limit in limits.items():
+        cheapest = [float(np.min(grp.costs[c])) for grp in groups]
+        for g, grp in enumerate(groups):
+            others = math.fsum(v for h, v in enumerate(cheapest) if h != g)
+            usable[g] = [k for k in usable[g] if _within(math.fsum((others, float(grp.costs[c][k]))), limit)]
+    return usable
+
+
 def _solve(
     problem: BitAllocationProblem,
     objective: int | None,
@@ -39,37 +80,79 @@ def _solve(
     """Index of the chosen bit-width per group, or ``None`` when the constraints admit no point.
 
     ``objective`` is a cost-column index to minimise, or ``None`` for the summed omega; with
-    ``require_bits`` at least one group takes that bit-width. Rows are scaled to unit magnitude so CBC's
-    absolute tolerances work for omega values of any size.
+    ``require_bits`` at least one group takes that bit-width. Choices that cannot meet a limit on their
+    own are left out, and rows are scaled to unit magnitude so CBC's absolute tolerances work for values
+    of any size. Every answer is checked against the limits in the columns' own units; one that breaks a
+    limit is excluded and the program solved again (at most :data:`_MAX_RESOLVES` times, then
+    :class:`CodesignError`), so no answer that breaks a budget is ever returned.
     """
+    usable = _usable(problem, limits)
+    if any(not ks for ks in usable):
+        return None
+    cuts: list[list[int]] = []
+    for _ in range(_MAX_RESOLVES + 1):
+        chosen = _solve_once(problem, objective, limits, time_limit_s, require_bits, usable, cuts)
+        if chosen is None:
+            return None
+        broken = _broken(problem, chosen, limits)
+        if not broken:
+            return chosen
+        cuts.append(chosen)
+    c, value, limit = broken[0]
+    raise CodesignError(
+        f"bit allocation: CBC's answer breaks the budget on {problem.columns[c]!r} ({value:.9g} > "
+        f"{limit:.9g}) after {_MAX_RESOLVES} re-solves; the cost values span too many orders of magnitude"
+    )
+
+
+def _solve_once(
+    problem: BitAllocationProblem,
+    objective: int | None,
+    limits: Mapping[int, float],
+    time_limit_s: float | None,
+    require_bits: int | None,
+    usable: Sequence[Sequence[int]],
+    cuts: Sequence[Sequence[int]],
+) -> list[int] | None:
+    """One CBC solve over the ``usable`` choices, each assignment in ``cuts`` excluded."""
     groups = problem._groups
-    if require_bits is not None and not any(require_bits in grp.bits for grp in groups):
+    if require_bits is not None and not any(
+        grp.bits[k] == require_bits for grp, ks in zip(groups, usable, strict=True) for k in ks
+    ):
         return None
     prog = pulp.LpProblem("bit_allocation", pulp.LpMinimize)
-    x = [
-        [prog.add_variable(f"x_{g}_{k}", 0, 1, cat="Binary") for k in range(len(grp.bits))]
-        for g, grp in enumerate(groups)
+    x = [{k: prog.add_variable(f"x_{g}_{k}", 0, 1, cat="Binary") for k in ks} for g, ks in enumerate(usable)]
+    weights = [
+        (grp.omega if objective is None else grp.costs[objective])[list(ks)]
+        for grp, ks in zip(groups, usable, strict=True)
     ]
-    weights = [grp.omega if objective is None else grp.costs[objective] for grp in groups]
     scale = _objective_scale(weights)
-    prog += pulp.lpSum(float(w[k]) / scale * x[g][k] for g, w in enumerate(weights) for k in range(len(w)))
+    prog += pulp.lpSum(
+        float(w[j]) / scale * x[g][k]
+        for g, (w, ks) in enumerate(zip(weights, usable, strict=True))
+        for j, k in enumerate(ks)
+    )
     for g in range(len(groups)):
-        prog += pulp.lpSum(x[g]) == 1
+        prog += pulp.lpSum(x[g].values()) == 1
     if require_bits is not None:
         prog += (
-            pulp.lpSum(
-                x[g][grp.bits.index(require_bits)] for g, grp in enumerate(groups) if require_bits in grp.bits
-            )
+            pulp.lpSum(x[g][k] for g, grp in enumerate(groups) for k in x[g] if grp.bits[k] == require_bits)
             >= 1
         )
     for c, limit in limits.items():
-        rows = [grp.costs[c] for grp in groups]
+        rows = [grp.costs[c][list(ks)] for grp, ks in zip(groups, usable, strict=True)]
         cs = _scale(rows)
         slack = _FEASIBILITY_TOL * max(1.0, abs(limit)) / cs
         prog += (
-            pulp.lpSum(float(r[k]) / cs * x[g][k] for g, r in enumerate(rows) for k in range(len(r)))
+            pulp.lpSum(
+                float(r[j]) / cs * x[g][k]
+                for g, (r, ks) in enumerate(zip(rows, usable, strict=True))
+                for j, k in enumerate(ks)
+            )
             <= limit / cs + slack
         )
+    for cut in cuts:
+        prog += pulp.lpSum(x[g][k] for g, k in enumerate(cut)) <= len(cut) - 1
     with warnings.catch_warnings():
         # pulp 3.x announces the bundled CBC's removal in 4.0; it is the only CBC a plain install has
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -85,7 +168,7 @@ def _solve(
             f"bit allocation: CBC did not prove optimality (status {pulp.LpStatus[status]}, "
             f"solution {pulp.LpSolution.get(prog.sol_status, prog.sol_status)}); raise the time limit"
         )
-    return [max(range(len(row)), key=lambda k, row=row: float(row[k].varValue or 0.0)) for row in x]  # type: ignore[misc]
+    return [max(row, key=lambda k, row=row: float(row[k].varValue or 0.0)) for row in x]  # type: ignore[misc]
 
 
 def _result(
@@ -96,10 +179,7 @@ def _result(
         for i in grp.members:
             bits[problem.layers[i]] = grp.bits[k]
     objective = float(sum(grp.omega[k] for grp, k in zip(problem._groups, chosen, strict=True)))
-    values = tuple(
-        (column, float(sum(grp.costs[c][k] for grp, k in zip(problem._groups, chosen, strict=True))))
-        for c, column in enumerate(problem.columns)
-    )
+    values = tuple((column, _total(problem, c, chosen)) for c, column in enumerate(problem.columns))
     return BitAllocation(
         bits=tuple((name, bits[name]) for name in problem.layers),
         objective=objective,
@@ -126,8 +206,8 @@ def _raise_infeasible(problem: BitAllocationProblem, time_limit_s: float | None)
         best = _solve(problem, c, imposed, time_limit_s)
         if best is None:  # pragma: no cover - the previous budgets were checked feasible
             break
-        smallest = float(sum(grp.costs[c][k] for grp, k in zip(problem._groups, best, strict=True)))
-        if smallest > limit + _FEASIBILITY_TOL * max(1.0, abs(limit)):
+        smallest = _total(problem, c, best)
+        if not _within(smallest, limit):
             given = (
                 f" given {', '.join(str(b) for b in problem.budgets[: problem.budgets.index(budget)])}"
                 if imposed

@@ -40,7 +40,13 @@ class TraceSettings:
 
 @dataclass(frozen=True)
 class LayerTrace:
-    """Estimated Hessian trace of one layer's weight block and the number of vectors it took."""
+    """Estimated Hessian trace of one layer's weight block and the number of vectors it took.
+
+    ``trace`` is the raw, signed Hutchinson estimate: it can come out negative (a loss that is not convex
+    in the layer's weights, few vectors), which :attr:`negative` flags. A sensitivity weight uses its
+    magnitude (:attr:`magnitude`, :attr:`sensitivity_per_param`), as HAWQ-V3 and NNCF do, so a negative
+    estimate never rewards fewer bits.
+    """
 
     name: str
     trace: float
@@ -48,8 +54,24 @@ class LayerTrace:
     iterations: int
 
     @property
+    def negative(self) -> bool:
+        """Whether the raw estimate came out below zero (its magnitude is what sensitivities use)."""
+        return self.trace < 0
+
+    @property
+    def magnitude(self) -> float:
+        """``|trace|``, the trace a sensitivity weight uses."""
+        return abs(self.trace)
+
+    @property
     def trace_per_param(self) -> float:
+        """The raw signed trace per weight."""
         return self.trace / self.params
+
+    @property
+    def sensitivity_per_param(self) -> float:
+        """``|trace| / params``: the per-weight factor of ``Omega = |Tr(H)| / n * ||Q(W) - W||^2``."""
+        return self.magnitude / self.params
 
 
 def weighted_layers(model: nn.Module, names: Sequence[str] | None = None) -> list[tuple[str, nn.Module]]:

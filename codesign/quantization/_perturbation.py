@@ -1,4 +1,4 @@
-"""Quantization perturbations: the table ``Omega_i(b) = Tr(H_i) / n_i * ||Q_b(W_i) - W_i||^2`` the
+"""Quantization perturbations: the table ``Omega_i(b) = |Tr(H_i)| / n_i * ||Q_b(W_i) - W_i||^2`` the
 bit-allocation program reads (with its CSV and JSON forms), the weight quantizer ``Q_b``, HAWQ's summed
 perturbation of one assignment, and measured single-layer drops.
 
@@ -19,18 +19,32 @@ from torch import Tensor, nn
 
 from codesign.core.errors import CodesignError
 from codesign.quantization._hessian import LayerTrace, _weight, weighted_layers
+from codesign.quantization._notes import negative_trace_note
 from codesign.quantization.fake import MAX_BITS, MIN_BITS, fake_quant_weight
 
 
 @dataclass(frozen=True)
 class PerturbationTable:
-    """``omega[i][k]``: perturbation of ``layers[i]`` quantized to ``bits[k]`` (others full precision)."""
+    """``omega[i][k]``: perturbation of ``layers[i]`` quantized to ``bits[k]`` (others full precision).
+
+    ``traces`` are the raw signed Hutchinson estimates; ``omega`` uses their magnitudes, and
+    :attr:`negative_traces` / :meth:`notes` tell which layers' raw estimate was negative."""
 
     layers: tuple[str, ...]
     bits: tuple[int, ...]
     traces: tuple[float, ...]
     params: tuple[int, ...]
     omega: tuple[tuple[float, ...], ...]
+
+    @property
+    def negative_traces(self) -> dict[str, float]:
+        """``{layer: raw trace}`` of the layers whose raw trace estimate was negative."""
+        return {name: t for name, t in zip(self.layers, self.traces, strict=True) if t < 0}
+
+    def notes(self) -> list[str]:
+        """One line per layer with a negative raw trace, e.g. ``trace of layer fc was negative
+        (-0.0012); its magnitude is used``."""
+        return [negative_trace_note(name, t) for name, t in self.negative_traces.items()]
 
     def omega_map(self) -> dict[str, dict[int, float]]:
         """``{layer: {bits: omega}}``, the shape :meth:`codesign.quantization.allocation.BitAllocationProblem.from_tables` takes."""
@@ -103,14 +117,17 @@ def quantize_weight(weight: Tensor, bits: int) -> Tensor:
 def perturbation_table(
     model: nn.Module, traces: Sequence[LayerTrace], bits: Sequence[int]
 ) -> PerturbationTable:
-    """``Omega_i(b) = trace_i / params_i * ||Q_b(W_i) - W_i||^2`` for every traced layer and bit-width."""
+    """``Omega_i(b) = |trace_i| / params_i * ||Q_b(W_i) - W_i||^2`` for every traced layer and bit-width
+    (the magnitude of a negative raw estimate; the table keeps the raw traces)."""
     if not bits:
         raise CodesignError("perturbation table: no bit-widths given")
     modules = dict(weighted_layers(model, [t.name for t in traces]))
     omega = []
     for t in traces:
         w = _weight(modules[t.name]).detach()
-        omega.append(tuple(t.trace_per_param * float(((quantize_weight(w, b) - w) ** 2).sum()) for b in bits))
+        omega.append(
+            tuple(t.sensitivity_per_param * float(((quantize_weight(w, b) - w) ** 2).sum()) for b in bits)
+        )
     return PerturbationTable(
         layers=tuple(t.name for t in traces),
         bits=tuple(int(b) for b in bits),
@@ -124,9 +141,9 @@ def weight_perturbation(
     model: nn.Module, weight_bits: Sequence[int], trace_per_param: Sequence[float] | None = None
 ) -> float:
     """HAWQ's summed perturbation ``sum_i t_i * ||Q_{b_i}(W_i) - W_i||^2`` over the weighted layers of
-    ``model`` in registration order, layer ``i`` quantized to ``weight_bits[i]``; ``t_i`` is the layer's
-    Hessian trace per parameter, or ``1 / n_i`` (every trace taken as 1) when ``trace_per_param`` is
-    ``None``."""
+    ``model`` in registration order, layer ``i`` quantized to ``weight_bits[i]``; ``t_i`` is the magnitude
+    of the layer's Hessian trace per parameter (a negative raw estimate counts by its magnitude), or
+    ``1 / n_i`` (every trace taken as 1) when ``trace_per_param`` is ``None``."""
     layers = weighted_layers(model)
     if len(weight_bits) != len(layers) or (
         trace_per_param is not None and len(trace_per_param) != len(layers)
@@ -138,7 +155,7 @@ def weight_perturbation(
     total = 0.0
     for i, ((_, module), bits) in enumerate(zip(layers, weight_bits, strict=True)):
         w = _weight(module).detach()
-        scale = 1.0 / w.numel() if trace_per_param is None else float(trace_per_param[i])
+        scale = 1.0 / w.numel() if trace_per_param is None else abs(float(trace_per_param[i]))
         total += scale * float(((quantize_weight(w, int(bits)) - w) ** 2).sum())
     return total
 

@@ -10,7 +10,8 @@ smallest value that budget can take.
 This is the public module. The parts live in private modules by stage, re-exported here:
 :class:`Budget` (``_budget``); :class:`BitAllocationProblem` and :class:`BitAllocation`
 (``_allocation_problem``); the program and its solves :func:`allocate_bits`, :func:`solve_program`
-(``_allocation_program``); :func:`sensitivity_front` (``_allocation_front``). The model-size and bit-ops
+(``_allocation_program``); :func:`sensitivity_front` (``_allocation_front``); :func:`negative_trace_note`
+(``_notes``, for a table's ``trace`` column). The model-size and bit-ops
 cost columns of a network (:func:`network_costs`) are defined here.
 """
 
@@ -23,12 +24,14 @@ from codesign.quantization._allocation_front import sensitivity_front
 from codesign.quantization._allocation_problem import BitAllocation, BitAllocationProblem
 from codesign.quantization._allocation_program import allocate_bits, solve_program
 from codesign.quantization._budget import Budget
+from codesign.quantization._notes import negative_trace_note
 
 __all__ = [
     "BitAllocation",
     "BitAllocationProblem",
     "Budget",
     "allocate_bits",
+    "negative_trace_note",
     "network_costs",
     "sensitivity_front",
     "solve_program",

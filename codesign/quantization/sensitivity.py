@@ -6,8 +6,11 @@ back-propagation. Estimation stops when the running mean moves by less than a re
 (PyHessian: ``tol=1e-3``, at most 100 iterations). Without data, inputs are first distilled so that every
 BatchNorm layer sees its running statistics (ZeroQ) and the model's own predictions serve as labels.
 
-The perturbation of layer ``i`` at ``b`` bits is ``Omega_i(b) = Tr(H_i) / n_i * ||Q_b(W_i) - W_i||^2``
-with ``n_i`` the layer's weight count and ``Q_b`` a symmetric per-output-channel quantizer.
+The perturbation of layer ``i`` at ``b`` bits is ``Omega_i(b) = |Tr(H_i)| / n_i * ||Q_b(W_i) - W_i||^2``
+with ``n_i`` the layer's weight count and ``Q_b`` a symmetric per-output-channel quantizer. The trace
+estimate can come out negative (a loss not convex in the layer's weights, few vectors); like HAWQ-V3 and
+NNCF the magnitude is used, the raw estimate is kept (:attr:`LayerTrace.negative`,
+:attr:`PerturbationTable.negative_traces`) and :meth:`PerturbationTable.notes` says so.
 
 This is the public module; its parts live in private modules, re-exported here: the trace estimator
 (``_hessian``: :class:`TraceSettings`, :class:`LayerTrace`, :func:`hessian_traces`,
@@ -32,7 +35,14 @@ import torch
 from torch import Tensor, nn
 
 from codesign.quantization._distill import DistillSettings, distill_inputs
-from codesign.quantization._hessian import LayerTrace, LossFn, TraceSettings, hessian_traces, weighted_layers
+from codesign.quantization._hessian import (
+    LayerTrace,
+    LossFn,
+    TraceSettings,
+    hessian_traces,
+    weighted_layers,
+)
+from codesign.quantization._notes import negative_trace_note
 from codesign.quantization._perturbation import (
     PerturbationTable,
     perturbation_table,
@@ -50,6 +60,7 @@ __all__ = [
     "data_free_sensitivity_table",
     "distill_inputs",
     "hessian_traces",
+    "negative_trace_note",
     "perturbation_table",
     "quantize_weight",
     "sensitivity_table",
@@ -61,6 +72,10 @@ __all__ = [
 _TRACE = TraceSettings()
 _DISTILL = DistillSettings()
 """The default settings (module-level values, as the settings are frozen and shared)."""
+
+_CACHE_FORMAT = 2
+"""Part of every cache key: entries of format 1 hold Omega from the signed trace (negative for a
+negative estimate) and must not be reused now that Omega uses its magnitude."""
 
 
 def sensitivity_table(
@@ -78,7 +93,7 @@ def sensitivity_table(
     key = _content_hash(
         model,
         [t for batch in batches for t in batch],
-        ("data", _callable_name(loss_fn), layers, tuple(bits), asdict(settings)),
+        ("data", _callable_name(loss_fn), layers, tuple(bits), asdict(settings), _CACHE_FORMAT),
     )
     return _cached(
         cache_dir,
@@ -102,7 +117,9 @@ def data_free_sensitivity_table(
     """The perturbation table without data: distilled inputs (ZeroQ) labelled by the model's own
     predictions, cross-entropy loss. Cached like :func:`sensitivity_table`."""
     key = _content_hash(
-        model, [], ("zeroq", tuple(input_shape), layers, tuple(bits), asdict(settings), asdict(distill))
+        model,
+        [],
+        ("zeroq", tuple(input_shape), layers, tuple(bits), asdict(settings), asdict(distill), _CACHE_FORMAT),
     )
 
     def compute() -> PerturbationTable:
