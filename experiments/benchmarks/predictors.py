@@ -28,10 +28,8 @@ Figures (medians over ``--seeds`` seeds; each seed redraws samples, splits and m
   :class:`codesign.predictors.quantized.QuantizedAccuracyPredictor` (XGBoost ensembles for the
   full-precision logit from the encoding and for the logit drop from every feature; every measurement
   also gives the full-precision score on the same images). These choices were made by 5-fold
-  cross-validation on each seed's training candidates only, never on the held-out ones (mean Kendall
-  tau 0.824; with bits laid out by position 0.812, and then with every trace taken as 1 0.805, without
-  the perturbation 0.801, as one XGBoost ensemble on raw accuracy 0.788; depths 2-4 and learning rates
-  0.03/0.05 of either part, or a Gaussian process for the full-precision part, all within 0.005).
+  cross-validation on each seed's training candidates only, never on the held-out ones; the comparison
+  figures below are printed by this script.
   Comparisons: ``mnist_acc_no_perturbation_kendall`` drops the perturbation;
   ``mnist_acc_direct_kendall`` is one XGBoost ensemble on raw accuracy with every feature;
   ``mnist_acc_bits_only_kendall`` the same on the bits alone; ``mnist_perturbation_alone_kendall`` ranks

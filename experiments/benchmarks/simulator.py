@@ -37,21 +37,8 @@ Figures (medians of ``--repeats`` runs where timed; times are CPU seconds of thi
   as evidence; ``nb201_fpga_spearman_grid_{min,median}`` show how much the overlay figure depends on the
   array (a grid of 16), and ``nb201_fpga_spearman_blind.<device>`` uses the latency-optimal overlay design
   for the largest cell on that device (chosen without the table).
-- HW-NAS-Bench synthesized every operation of a cell, dead or not (a least-squares fit of ``lat_ms_fpga``
-  on the per-cell counts of each operation ranks the cells with Spearman 0.9996 when dead operations are
-  counted and 0.896 when they are not), so the cells are mapped with ``NB201Space(prune=False)``; the
-  figures with dead operations dropped end in ``_pruned``.
-
-Diagnosis (read off the table, used for nothing above): ``lat_ms_fpga`` is exactly additive in the
-operation counts (least-squares residual below 1e-13 ms); per edge, summed over the 15 cells and relative
-to ``none``, a 3x3 convolution costs 1.258 ms, a 1x1 0.515 ms, a 3x3 average pool 0.410 ms, and
-``skip_connect`` and the node sums nothing. The same fit of the simulated latencies gives 3x3 : 1x1 : pool
-= 1 : 0.28 : 0.00 for the per-cell optimum (the table: 1 : 0.41 : 0.33), so the model under-costs
-pooling (its engines stream at the full DRAM bandwidth and need no DSPs) and over-costs compute relative
-to data movement; and re-splitting the DSPs for every cell makes one operation's cost depend on the
-others, which the measured costs do not. On the largest cell's engines the simulated latency is additive
-again and the order of the operation costs is the table's (1 : 0.13 : 0.09), which is why
-``_pipeline_largest`` ranks better.
+- HW-NAS-Bench synthesized every operation of a cell, dead or not, so the cells are mapped with
+  ``NB201Space(prune=False)``; the figures with dead operations dropped end in ``_pruned``.
 
 Usage: ``python experiments/benchmarks/simulator.py [--json] [--data ../shared/data] [--repeats 5] [--slow]``
 """
