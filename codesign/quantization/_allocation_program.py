@@ -221,7 +221,8 @@ def _raise_infeasible(problem: BitAllocationProblem, time_limit_s: float | None)
 
 
 def allocate_bits(problem: BitAllocationProblem, *, time_limit_s: float | None = None) -> BitAllocation:
-    """The assignment minimising summed Omega under every budget of ``problem``, proven optimal by CBC.
+    """The assignment minimising summed Omega under every budget of ``problem``, proven optimal by CBC and
+    checked against every budget in the columns' own units before it is returned.
 
     Raises :class:`InfeasibleError` naming the first budget that cannot be met and its smallest feasible
     value, and :class:`CodesignError` when CBC stops before proving optimality (``time_limit_s``).

@@ -213,8 +213,8 @@ def bench_ranking() -> dict[str, Any]:
     batches = [(data.val_x[:256], data.val_y[:256]), (data.val_x[256:512], data.val_y[256:512])]
     table = sensitivity_table(model, nn.functional.cross_entropy, batches, bits=(2,))
     zeroq = data_free_sensitivity_table(model, data.input_shape, bits=(2,))
-    # the baseline drops the Hessian: ||Q(W) - W||^2 alone is Omega divided by trace / params
-    quant_error = [row[0] * n / t for row, t, n in zip(table.omega, table.traces, table.params, strict=True)]
+    # the baseline drops the Hessian: ||Q(W) - W||^2 alone is Omega divided by |trace| / params
+    quant_error = [row[0] * n / abs(t) for row, t, n in zip(table.omega, table.traces, table.params, strict=True)]
     rho = float(spearmanr([r[0] for r in table.omega], measured).statistic)
     base = float(spearmanr(quant_error, measured).statistic)
     return {
