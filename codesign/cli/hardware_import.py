@@ -27,10 +27,36 @@ def register(hardware_subparsers: Any) -> None:
     p.add_argument("--device", default=None, help="device on which the prior picks its best accelerator for rows without one")
     p.add_argument("--clock-mhz", type=float, default=None, help="clock for the prior's best accelerator (default: the device's)")
     p.add_argument("--space", default=None, help="search space of the 'arch' ids when the table has no 'space' column")
+    p.add_argument(
+        "--space-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option of the search space the 'arch' ids are built in (YAML value), e.g. prune=false to keep "
+        "NAS-Bench-201's dead operations, which its measured latencies include (repeatable)",
+    )
     p.add_argument("--out", default=None, metavar="DIR", help="models folder (default $CODESIGN_MODELS or ./models)")
     p.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds and the trees")
     p.add_argument("--force", action="store_true", help="overwrite an existing model of that name")
     p.set_defaults(handler=handle_import)
+
+
+def _space_options(items: list[str]) -> dict[str, Any]:
+    """``["prune=false", "depths=[1, 2]"]`` as a mapping; each value is read as YAML."""
+    import yaml
+
+    from codesign.core.errors import CodesignError
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CodesignError(f"--space-option {item!r}: expected KEY=VALUE, e.g. prune=false")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise CodesignError(f"--space-option {item!r}: the value is not valid YAML") from None
+    return options
 
 
 def handle_import(args: argparse.Namespace) -> int:
@@ -45,7 +71,10 @@ def handle_import(args: argparse.Namespace) -> int:
         raise CodesignError(f"a model named {args.name!r} already exists at {target}; pass --force to replace it")
     from search_spaces.registry import make_space
 
-    table = read_measurements(args.table, resolve_space=make_space, default_space=args.space)
+    options = _space_options(args.space_option)
+    table = read_measurements(
+        args.table, resolve_space=lambda name: make_space(name, **options), default_space=args.space
+    )
     prior = None
     if args.prior is not None:
         from simulators.registry import make_hardware_model
