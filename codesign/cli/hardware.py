@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 
@@ -39,6 +40,10 @@ def handle_list(args: argparse.Namespace) -> int:
     print("devices:")
     print(table(rows))
     print("\nhardware models: " + ", ".join(hardware_model_names()))
+    from codesign.core.plugins import HARDWARE_MODELS, clashes
+
+    for clash in clashes(HARDWARE_MODELS):
+        print(f"ignored (takes a built-in name): {clash}", file=sys.stderr)
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 
 from codesign.config.experiment import ExperimentConfig
-from codesign.results.front import ParetoFront, compute_front, trials_frame
+from codesign.results.front import ParetoFront, compute_front, trial_rows
 from codesign.results.verify import VerificationReport, verify_front
 from codesign.search.build import build, build_problem
 from codesign.search.loop import Interruption, Progress, SearchOutcome, prepare_study, run_trials
@@ -37,15 +37,10 @@ def sampler_factory(strategy: Strategy, problem: Problem) -> Callable[[int], opt
     return lambda seed: strategy.sampler(problem, seed)
 
 
-def front_of(config: ExperimentConfig, study: optuna.Study, *, verified: bool = False, max_rank: int = 0) -> ParetoFront:
-    return compute_front(
-        trials_frame(study),
-        study=study.study_name,
-        objectives=config.objectives,
-        constraints=config.constraints,
-        verified_only=verified,
-        max_rank=max_rank,
-    )
+def front_of(config: ExperimentConfig, study: optuna.Study) -> ParetoFront:
+    """The experiment's front over every completed trial, on the searched numbers."""
+    _, rows = trial_rows(study)
+    return compute_front(rows, study=study.study_name, objectives=config.objectives, constraints=config.constraints)
 
 
 def write_front(front: ParetoFront, out_dir: Path, report: VerificationReport | None = None) -> tuple[Path, ...]:

@@ -52,6 +52,8 @@ Row = dict[str, Any]
 TEST_METRICS = ("accuracy", "fp32_accuracy")
 """The metrics measured again on the test split for the chosen pairs (``<metric>_test`` columns)."""
 TEST_SUFFIX = "_test"
+NOTES_SEPARATOR = " | "
+"""Between the notes of one trial in the ``notes`` column (a note's own " | " reads " / " there)."""
 
 MAXIMIZED_METRICS = ("accuracy", "throughput_fps")
 """Metrics that are better when larger (besides names ending in ``_acc`` or ``accuracy``)."""
@@ -203,7 +205,7 @@ def trial_rows(study: optuna.Study) -> tuple[tuple[str, ...], list[Row]]:
             "candidate": json.dumps(cand, sort_keys=True) if cand else "",
             "violations": "; ".join(t.user_attrs.get(ATTR_VIOLATIONS) or []),
             "error": t.user_attrs.get(ATTR_ERROR, ""),
-            "notes": "; ".join(t.user_attrs.get(ATTR_NOTES) or []),
+            "notes": NOTES_SEPARATOR.join(n.replace(NOTES_SEPARATOR, " / ") for n in t.user_attrs.get(ATTR_NOTES) or []),
             "verified": bool(check),
         }
         row.update(metrics)
@@ -286,7 +288,7 @@ class ParetoFront:
                     candidate=Candidate.from_dict(json.loads(row["candidate"])),
                     metrics={c: float(row[c]) for c in metric_cols if not _missing(row[c]) and not c.startswith("searched.")},
                     fidelity={c.removeprefix("fidelity."): str(row[c]) for c in fidelity_cols if isinstance(row[c], str)},
-                    notes=tuple(str(row["notes"]).split("; ")) if isinstance(row.get("notes"), str) and row["notes"] else (),
+                    notes=tuple(str(row["notes"]).split(NOTES_SEPARATOR)) if isinstance(row.get("notes"), str) and row["notes"] else (),
                 )
             )
         return tuple(out)
@@ -370,12 +372,11 @@ def compute_front(
     constraints: Sequence[Constraint] = (),
     filters: Sequence[Filter] = (),
     verified_only: bool = False,
-    max_rank: int = 0,
 ) -> ParetoFront:
     """The feasible non-dominated rows of ``trials`` for ``objectives`` (pure; see :func:`load_front`).
     The front is always chosen on the numbers the search saw; with ``verified_only`` it is taken over the
     pairs measured on the test split alone (their ``*_test`` numbers shown beside, never used to select);
-    ``max_rank`` > 0 also keeps the feasible rows of the next non-domination ranks. ``trials`` is a
+    ``trials`` is a
     DataFrame (:func:`trials_frame`) or a sequence of row mappings (:func:`trial_rows`)."""
     columns, rows = _records(trials)
     known = metric_columns(columns)
@@ -400,10 +401,7 @@ def compute_front(
     names = [n for n, _ in objectives]
     values = np.asarray([[r[n] for n in names] for r in done], dtype=float).reshape(len(done), len(names))
     losses = pareto.to_losses(values, [d for _, d in objectives])
-    if max_rank == 0 or not done:
-        mask = pareto.pareto_mask(losses, g) if done else np.zeros(0, dtype=bool)
-    else:
-        mask = (pareto.pareto_ranks(losses, g) <= max_rank) & pareto.feasible_mask(g, len(done))
+    mask = pareto.pareto_mask(losses, g) if done else np.zeros(0, dtype=bool)
     front, seen = [], set()
     for r, on in zip(done, mask, strict=True):
         if on and r["key"] not in seen:  # the first row of each candidate
@@ -530,7 +528,7 @@ def plot_fronts(fronts: Sequence[ParetoFront], path: str | Path, *, x: str | Non
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    if path.parent and not path.parent.is_dir():
+    if not path.parent.is_dir():
         raise CodesignError(f"plot: folder {path.parent} does not exist")
     try:
         fig.savefig(path, dpi=120)

@@ -105,9 +105,9 @@ def _measured(config: ExperimentConfig, catalog: DeviceCatalog) -> tuple[Any, st
         raise ConfigError("hardware.model", str(exc)) from None
     if model.prior is None:
         resource_metrics = {*RESOURCE_NAMES, *(f"{n.removesuffix('18')}_fraction" for n in RESOURCE_NAMES)}
-        for name in [c.metric for c in config.constraints] + [n for n, _ in config.objectives]:
+        named = [("constraints", c.metric) for c in config.constraints] + [("objectives", n) for n, _ in config.objectives]
+        for where, name in named:
             if name in resource_metrics:
-                where = "constraints" if name in {c.metric for c in config.constraints} else "objectives"
                 raise ConfigError(
                     f"{where}.{name}",
                     f"measured model {model.name!r} was learned without a prior, so it knows no resources; "

@@ -20,16 +20,24 @@ from tests.helpers import digits_yaml
 SLOWDOWN = 1.25  # the "board" is 25% slower than the simulator says, plus a fixed 2 us
 
 
+def _board_table(path: Path, n: int, seed: int, *, scale: float = 1.0, offset_ms: float = 0.0) -> None:
+    """A table of ``n`` MBConv networks "measured" on a board ``scale`` times slower than the overlay
+    simulator's latency-optimal design, plus ``offset_ms``."""
+    space = make_space("mbconv_digits", depths=[1], expansions=[1, 3])
+    sim = OverlayModel()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        net = space.network(space.sample(rng))
+        _, report = sim.best_accelerator(net, "xczu3eg", 200.0)
+        rows.append({"layers": json.dumps(net.to_dict()), "latency_ms": scale * report.latency_ms + offset_ms})
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
 def test_search_on_a_measured_board(tmp_path: Path) -> None:
     space = make_space("mbconv_digits", depths=[1], expansions=[1, 3])
     sim = OverlayModel()
-    rng = np.random.default_rng(0)
-    rows = []
-    for _ in range(24):
-        net = space.network(space.sample(rng))
-        _, report = sim.best_accelerator(net, "xczu3eg", 200.0)
-        rows.append({"layers": json.dumps(net.to_dict()), "latency_ms": SLOWDOWN * report.latency_ms + 0.002})
-    pd.DataFrame(rows).to_csv(tmp_path / "board.csv", index=False)
+    _board_table(tmp_path / "board.csv", 24, 0, scale=SLOWDOWN, offset_ms=0.002)
     models = tmp_path / "models"
     args = ["hardware", "import", str(tmp_path / "board.csv"), "--name", "myboard", "--prior", "overlay", "--device", "xczu3eg", "--out", str(models)]
     assert main(args) == 0
@@ -55,14 +63,7 @@ def test_a_measured_model_without_prior_is_noted_and_refuses_resource_constraint
     from codesign.core.errors import ConfigError
     from codesign.search.build import build_problem
 
-    space = make_space("mbconv_digits", depths=[1], expansions=[1, 3])
-    sim = OverlayModel()
-    rng = np.random.default_rng(1)
-    rows = []
-    for _ in range(16):
-        net = space.network(space.sample(rng))
-        rows.append({"layers": json.dumps(net.to_dict()), "latency_ms": sim.best_accelerator(net, "xczu3eg", 200.0)[1].latency_ms})
-    pd.DataFrame(rows).to_csv(tmp_path / "board.csv", index=False)
+    _board_table(tmp_path / "board.csv", 16, 1)
     models = tmp_path / "models"
     assert main(["hardware", "import", str(tmp_path / "board.csv"), "--name", "bare", "--out", str(models)]) == 0
     text = digits_yaml(tmp_path, trials=1).replace(

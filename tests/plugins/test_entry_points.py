@@ -72,6 +72,7 @@ class DemoStrategy(Strategy):
 ENTRY_POINTS = """\
 [codesign.hardware_models]
 demo_hw = codesign_demo_plugin:DemoModel
+overlay = codesign_demo_plugin:DemoModel
 
 [codesign.search_spaces]
 demo_space = codesign_demo_plugin:demo_space
@@ -126,6 +127,8 @@ def test_codesign_run_finds_and_uses_every_kind_of_plugin(plugin_path: Path, tmp
         assert pair["candidate"]["accelerator"]["template"] == "demo_hw"
     listed = _codesign(["hardware", "list"], plugin_path, tmp_path)
     assert listed.returncode == 0 and "demo_hw" in listed.stdout
+    # the package's attempt to take over the built-in 'overlay' is ignored, and said so
+    assert "ignored (takes a built-in name): overlay = codesign_demo_plugin:DemoModel" in listed.stderr
 
 
 def test_the_plugin_latency_is_the_plugins_own(plugin_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
