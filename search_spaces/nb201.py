@@ -131,6 +131,7 @@ class _Builder:
         self.abits = list(act_bits) if act_bits is not None else [8] * n_weighted
         self.layers: list[Layer] = []
         self.residuals: list[tuple[str, str]] = []
+        self.dead: list[str] = []
         self.weighted = 0
 
     def conv(self, name: str, cin: int, cout: int, size: int, kernel: int, stride: int = 1) -> str:
@@ -174,27 +175,43 @@ class _Builder:
 
 
 def _cell(
-    b: _Builder, arch: NB201Arch, live: tuple[bool, ...], prefix: str, channels: int, size: int, source: str
+    b: _Builder,
+    arch: NB201Arch,
+    keep: tuple[bool, ...],
+    prefix: str,
+    channels: int,
+    size: int,
+    source: str,
 ) -> str:
-    """Append one cell's layers; returns the name of the layer producing the cell output."""
+    """Append one cell's layers (the operations of the ``keep`` edges); returns the name of the layer
+    producing the cell output. A kept operation that is not live (:func:`live_edges`) is recorded as dead,
+    and so are the add layers of a node no live edge enters."""
+    live = live_edges(arch)
     node_out: dict[int, str | None] = {0: source}
     for node in (1, 2, 3):
         terms: list[str] = []
-        for (j, i), op, on in zip(EDGES, arch.ops, live, strict=True):
+        node_live = False
+        for (j, i), op, on, alive in zip(EDGES, arch.ops, keep, live, strict=True):
             if j != node or not on:
                 continue
+            node_live = node_live or alive
             src = node_out[i] or source  # an unreachable node holds zeros of the cell input's shape
             name = f"{prefix}_e{j}{i}"
             if op == "skip_connect":
                 terms.append(src)
-            elif op == "avg_pool_3x3":
+                continue
+            if op == "avg_pool_3x3":
                 terms.append(b.pool(f"{name}_pool", channels, size, 3, 1, 1))
             else:
                 terms.append(b.conv(f"{name}_conv{op[-1]}", channels, channels, size, int(op[-1])))
+            if not alive:
+                b.dead.append(terms[-1])
         out = terms[0] if terms else None
         for k, term in enumerate(terms[1:], start=1):
             assert out is not None
             out = b.add(f"{prefix}_n{node}_add{k}", channels, size, term, out)
+            if not node_live:
+                b.dead.append(out)
         node_out[node] = out
     return node_out[3] or source
 
@@ -295,7 +312,8 @@ class NB201Space:
     prune: bool = True
     """Drop operations that cannot affect the cell output (see :func:`live_edges`). ``False`` keeps every
     non-``none`` operation, as an implementation that instantiates each edge does (HW-NAS-Bench's FPGA
-    latencies were measured that way)."""
+    latencies were measured that way), and lists the ones that cannot affect it in
+    :attr:`codesign.core.values.Network.dead`."""
 
     def _live(self, arch: NB201Arch) -> tuple[bool, ...]:
         return live_edges(arch) if self.prune else tuple(op != "none" for op in arch.ops)
@@ -362,7 +380,7 @@ class NB201Space:
         b.linear("classifier", channels, 10)
         ties = [(f"rb{s}_a", f"rb{s}_short") for s in range(1, len(STAGE_CHANNELS))]
         return Network(
-            f"nb201:{arch_str(arch)}", tuple(b.layers), (3, 32, 32), tuple(b.residuals), tuple(ties)
+            f"nb201:{arch_str(arch)}", tuple(b.layers), (3, 32, 32), tuple(b.residuals), tuple(ties), tuple(b.dead)
         )
 
     def lookup(self, arch: NB201Arch) -> dict[str, float]:

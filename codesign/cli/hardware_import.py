@@ -2,8 +2,12 @@
 
 The table's rows give a network (a JSON layer list in ``layers``, or an architecture id in ``arch`` of the
 space named by ``space`` or ``--space``), optionally the accelerator configuration (``accelerator``, JSON),
-the measured ``latency_ms`` and optionally ``energy_mj``. With ``--prior MODEL`` a simulator's estimate is
-the starting point and only the correction is learned (best with 10-50 rows). The model is saved as
+the measured ``latency_ms`` and optionally ``energy_mj``. Without a prior the methods are a per-operation
+additive cost table (``kernels``; with dead layers kept by the space, e.g. ``--space-option prune=false``,
+also one costing them apart and one leaving them out) and a scale model, on relative and on absolute
+error, chosen by cross-validation. With ``--prior MODEL`` a simulator's estimate is the starting point and
+only the correction is learned (best with 10-50 rows). A poor cross-validated fit is saved with a warning,
+and the model's every report carries a note saying so. The model is saved as
 ``<out>/<name>/`` (``--out``, else ``$CODESIGN_MODELS``, else ``./models``); an experiment uses it with
 ``hardware: {model: measured:NAME}``.
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from typing import Any
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -61,7 +66,7 @@ def _space_options(items: list[str]) -> dict[str, Any]:
 
 def handle_import(args: argparse.Namespace) -> int:
     from codesign.core.errors import CodesignError
-    from codesign.predictors.measured import MeasuredModel, models_dir
+    from codesign.predictors.measured import NEAR_ZERO, MeasuredModel, models_dir
     from codesign.predictors.measurements import read_measurements
 
     if not _NAME.match(args.name):
@@ -88,11 +93,20 @@ def handle_import(args: argparse.Namespace) -> int:
     model.save(target)
     c = model.confidence
     print(f"imported {len(table)} measurements as {args.name!r} -> {target}")
-    print(f"latency method: {c.method} (chosen by {c.folds}-fold cross-validation among "
-          + ", ".join(f"{m} {v:.1%}" for m, v in c.candidates) + ")")  # fmt: skip
-    print(f"cross-validated MAPE {c.cv_mape:.1%}, within +-10% {c.cv_within_10:.0%}, Spearman {c.cv_spearman:.3f}")
+    print(f"latency method: {c.method} (chosen by {c.folds}-fold cross-validation: best Spearman, then lowest error; "
+          + ", ".join(f"{m} {rho:.3f}/{err:.1%}" for m, rho, err in c.candidates) + ")")  # fmt: skip
+    print(f"cross-validated Spearman {c.cv_spearman:.3f}, mean error {c.cv_nmae:.1%} of the mean latency, "
+          f"MAPE {c.cv_mape:.1%}, within +-10% {c.cv_within_10:.0%}")  # fmt: skip
     print(f"90% interval per prediction: x{c.interval_low:.3f} .. x{c.interval_high:.3f}")
+    if c.near_zero:
+        print(f"note: {c.near_zero} measurement(s) below {NEAR_ZERO:.0%} of the median latency; their relative "
+              "errors are large by nature (methods fitted on absolute error weigh them by their ms)")  # fmt: skip
     if model.energy_confidence is not None:
         print(f"energy: {model.energy_confidence.method}, cross-validated MAPE {model.energy_confidence.cv_mape:.1%}")
+    for label, conf in (("latency", c), ("energy", model.energy_confidence)):
+        if conf is not None and conf.poor:
+            print(f"warning: the {label} fit is poor (cross-validated Spearman {conf.cv_spearman:.2f}, mean error "
+                  f"{conf.cv_nmae:.0%} of the mean); the model is saved and every report it makes says so",
+                  file=sys.stderr)  # fmt: skip
     print(f"use it with  hardware: {{model: measured:{args.name}}}")
     return 0

@@ -164,7 +164,10 @@ class Network:
 
     ``residuals`` holds ``(source, add)`` layer-name pairs: the output of ``source`` (or the network input
     when ``source`` is ``"input"``) is kept until the ``add`` layer consumes it. ``ties`` groups layer
-    names that read the same activation and so must share their bit-widths.
+    names that read the same activation and so must share their bit-widths. ``dead`` names layers whose
+    result never reaches the network output (a branch nothing consumes, or one fed only by a branch that
+    carries no data): they are listed because a runtime that does not prune them still spends time on
+    them, and latency models see their work apart from the live layers'.
     """
 
     name: str
@@ -172,6 +175,7 @@ class Network:
     input_shape: tuple[int, int, int] = (1, 28, 28)
     residuals: tuple[tuple[str, str], ...] = ()
     ties: tuple[tuple[str, ...], ...] = ()
+    dead: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -188,6 +192,9 @@ class Network:
             missing = [n for n in group if n not in known]
             if missing:
                 raise CodesignError(f"network {self.name!r}: tie group names unknown layer(s) {', '.join(missing)}")
+        unknown = [n for n in self.dead if n not in known or n == "input"]
+        if unknown:
+            raise CodesignError(f"network {self.name!r}: dead names unknown layer(s) {', '.join(unknown)}")
 
     def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers)
@@ -240,6 +247,7 @@ class Network:
             "layers": [layer.to_dict() for layer in self.layers],
             "residuals": [list(edge) for edge in self.residuals],
             "ties": [list(group) for group in self.ties],
+            **({"dead": list(self.dead)} if self.dead else {}),
         }
 
     @classmethod
@@ -250,4 +258,5 @@ class Network:
             input_shape=tuple(data.get("input_shape", (1, 28, 28))),
             residuals=tuple(tuple(edge) for edge in data.get("residuals", ())),
             ties=tuple(tuple(group) for group in data.get("ties", ())),
+            dead=tuple(str(name) for name in data.get("dead", ())),
         )

@@ -22,10 +22,11 @@ from simulators.common import LayerArrays
 from simulators.folding import Folding
 from simulators.tiling import cdiv, layer_tiling_cycles
 
-NETWORK_FEATURES_VERSION = 3
+NETWORK_FEATURES_VERSION = 4
 """Bumped whenever :func:`network_features` or the accelerator hints change meaning; saved predictors refuse
 another version. 3: ``tiling_cycles`` is the overlay simulator's compute-cycle formula
-(:mod:`simulators.tiling`: groups packed onto the array, tiles clamped to the feature map)."""
+(:mod:`simulators.tiling`: groups packed onto the array, tiles clamped to the feature map). 4: the work of
+dead layers (:attr:`codesign.core.values.Network.dead`) by layer type, ``dead_*``."""
 
 _BIT_BUCKETS = ((4, "b4"), (8, "b8"), (16, "b16"), (10**9, "b32"))
 
@@ -78,6 +79,19 @@ def _bucket(layer: Layer) -> str:
     return _BIT_BUCKETS[-1][1]
 
 
+def _kind_feature(layer: Layer) -> str:
+    """The :data:`KIND_FEATURE_NAMES` entry a layer's work counts in."""
+    if layer.kind in ("pool", "add"):
+        return f"ops_{layer.kind}"
+    if layer.kind == "linear":
+        return "macs_linear"
+    return f"macs_{_kind_key(layer)}"
+
+
+def _kind_work(layer: Layer) -> float:
+    return float(layer.ops if layer.kind in ("pool", "add") else layer.macs)
+
+
 def _kind_key(layer: Layer) -> str:
     if layer.kind == "conv":
         if layer.is_depthwise:
@@ -88,20 +102,31 @@ def _kind_key(layer: Layer) -> str:
     return layer.kind
 
 
+KIND_FEATURE_NAMES = ("macs_k1", "macs_k3", "macs_k5", "macs_dw", "macs_linear", "ops_pool", "ops_add")
+"""The work of each layer type: MACs of convolutions by kernel (``dw`` depthwise) and of linear layers,
+element operations of pool and add layers."""
+DEAD_FEATURE_NAMES = tuple(f"dead_{name}" for name in KIND_FEATURE_NAMES)
+
 NETWORK_FEATURE_NAMES: tuple[str, ...] = (
     "macs", "params", "bit_ops", "weight_bytes", "act_bytes", "max_layer_act_bytes", "ops",
     *(f"macs_{label}" for _, label in _BIT_BUCKETS),
-    "macs_k1", "macs_k3", "macs_k5", "macs_dw", "macs_linear", "ops_pool", "ops_add",
+    *KIND_FEATURE_NAMES,
     "n_layers", "n_conv", "n_depthwise", "n_pointwise", "n_linear", "n_pool", "n_add",
     "max_channels", "mean_channels", "max_in_pixels", "mean_weight_bits", "mean_act_bits", "n_residuals",
+    *DEAD_FEATURE_NAMES,
 )  # fmt: skip
+"""Every count is over all layers; ``dead_*`` repeats the per-type work (``macs_k1`` .. ``ops_add``) of
+the dead layers alone, so a latency model can cost them apart (a runtime may prune them, or run them)."""
 
 
 def network_features(network: Network) -> dict[str, float]:
     """Aggregates of the layer list, keyed by :data:`NETWORK_FEATURE_NAMES`."""
     out = dict.fromkeys(NETWORK_FEATURE_NAMES, 0.0)
     weighted = network.weighted_layers
+    dead = set(network.dead)
     for layer in network.layers:
+        if layer.name in dead:
+            out[f"dead_{_kind_feature(layer)}"] += _kind_work(layer)
         act_bytes = (layer.input_elems + layer.output_elems) * layer.act_bits / 8.0
         out["act_bytes"] += act_bytes
         out["max_layer_act_bytes"] = max(out["max_layer_act_bytes"], act_bytes)

@@ -28,7 +28,12 @@ from scipy.optimize import nnls
 
 from codesign.core.errors import CodesignError
 from codesign.core.values import AcceleratorConfig, Network
-from codesign.predictors.features import FeatureSchema, LatencyFeaturizer
+from codesign.predictors.features import (
+    DEAD_FEATURE_NAMES,
+    KIND_FEATURE_NAMES,
+    FeatureSchema,
+    LatencyFeaturizer,
+)
 from codesign.predictors.layer_features import LayerFeaturizer
 from codesign.predictors.persist import read_meta, write_meta
 
@@ -37,20 +42,34 @@ _BASE_COLUMNS = (
     "macs", "bit_ops", "act_bytes", "weight_bytes", "ops_pool", "ops_add", "n_layers",
     "tiling_ms", "folding_sum_ms", "folding_max_ms",
 )  # fmt: skip
-_KERNEL_COLUMNS = ("macs_k1", "macs_k3", "macs_k5", "macs_dw", "macs_linear", "ops_pool", "ops_add")
+_KERNEL_COLUMNS = KIND_FEATURE_NAMES
+_LIVE_COLUMNS = tuple(f"live_{name}" for name in KIND_FEATURE_NAMES)
 BASES = {
     "scale": _BASE_COLUMNS,
     "kernels": _KERNEL_COLUMNS,
+    "kernels+dead": (*_LIVE_COLUMNS, *DEAD_FEATURE_NAMES),
+    "live_kernels": _LIVE_COLUMNS,
     "prior": (PRIOR_FEATURE,),
     "prior+kernels": (PRIOR_FEATURE, *_KERNEL_COLUMNS),
 }
-"""Column sets of the linear base: ``kernels`` is a per-kernel-type cost table (latency = sum over layer
-types of a cost per MAC or per element operation, nn-Meter's additivity), ``prior`` a linear calibration
-of an estimate such as a simulator's."""
+"""Column sets of the linear base. ``kernels`` is the per-operation additive model: latency = sum over
+layer types of a cost per MAC or per element operation (nn-Meter's and HELP's additivity). Where networks
+list dead layers (:attr:`codesign.core.values.Network.dead`), ``kernels+dead`` costs their work apart
+from the live layers' (a runtime that runs them, at its own cost) and ``live_kernels`` leaves it out (one
+that prunes them). ``prior`` is a linear calibration of an estimate such as a simulator's."""
+BASES_WITH_DEAD = ("kernels+dead", "live_kernels")
+"""The bases that only differ from ``kernels`` when some network lists dead layers."""
+LOSSES = ("relative", "absolute")
+"""What the linear base minimises: squared relative error (every latency weighs the same in proportion)
+or squared error in ms (near-zero latencies, such as a runtime that folds a whole network away, weigh
+next to nothing instead of dominating)."""
 _CYCLE_COLUMNS = {"tiling_ms": "tiling_cycles", "folding_sum_ms": "folding_cycles_sum", "folding_max_ms": "folding_cycles_max"}
 
 
 def _column(X: np.ndarray, schema: FeatureSchema, name: str) -> np.ndarray:
+    if name.startswith("live_"):  # the work of the layers that are not dead
+        total = name.removeprefix("live_")
+        return X[:, schema.names.index(total)] - X[:, schema.names.index(f"dead_{total}")]
     if name in _CYCLE_COLUMNS:
         clock = X[:, schema.names.index("accel.clock_mhz")]
         cycles = X[:, schema.names.index(_CYCLE_COLUMNS[name])]
@@ -62,17 +81,19 @@ def _column(X: np.ndarray, schema: FeatureSchema, name: str) -> np.ndarray:
 @dataclass(frozen=True)
 class LinearFit:
     """``latency = intercept + sum(coef * column)`` with every coefficient >= 0 (more work is never
-    faster), fitted to minimise relative squared error."""
+    faster), fitted to minimise squared relative error (``relative``) or squared error."""
 
     columns: tuple[str, ...]
     coef: tuple[float, ...]
     intercept: float
 
     @classmethod
-    def fit(cls, columns: Sequence[str], A: np.ndarray, y: np.ndarray) -> LinearFit:
+    def fit(cls, columns: Sequence[str], A: np.ndarray, y: np.ndarray, *, relative: bool = True) -> LinearFit:
         scale = np.maximum(np.abs(A).max(axis=0), 1e-30)
-        design = np.column_stack([A / scale, np.ones(len(y))]) / y[:, None]
-        solution, _ = nnls(design, np.ones(len(y)), maxiter=50 * design.shape[1])
+        design = np.column_stack([A / scale, np.ones(len(y))])
+        # relative: minimise sum((pred - y) / y)^2; absolute: rows scaled by the mean so the solver sees O(1)
+        weight = 1.0 / y if relative else np.full(len(y), 1.0 / float(np.mean(y)))
+        solution, _ = nnls(design * weight[:, None], y * weight, maxiter=50 * design.shape[1])
         coef = solution[:-1] / scale
         return cls(tuple(columns), tuple(float(c) for c in coef), float(solution[-1]))
 
@@ -121,7 +142,8 @@ class LatencyPredictor:
 
     ``residual`` is ``"xgboost"`` or ``"none"`` (the linear base alone, for very few whole-network
     samples). ``base`` names the columns of the whole-network linear base (:data:`BASES`); ``"auto"`` is
-    ``"prior"`` when a prior is given, else ``"scale"``. Learned attributes: ``mode_`` (``"layer"`` or ``"network"``), ``featurizer_``, ``schema_``,
+    ``"prior"`` when a prior is given, else ``"scale"``. ``loss`` is what the linear base minimises
+    (:data:`LOSSES`). Learned attributes: ``mode_`` (``"layer"`` or ``"network"``), ``featurizer_``, ``schema_``,
     ``base_`` (the linear base or calibration), ``booster_`` (``None`` without a residual model).
     """
 
@@ -130,6 +152,7 @@ class LatencyPredictor:
         *,
         residual: str = "xgboost",
         base: str = "auto",
+        loss: str = "relative",
         n_estimators: int = 600,
         max_depth: int = 8,
         learning_rate: float = 0.05,
@@ -140,6 +163,7 @@ class LatencyPredictor:
     ) -> None:
         self.residual = residual
         self.base = base
+        self.loss = loss
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -149,7 +173,7 @@ class LatencyPredictor:
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
-        keys = ("residual", "base", "n_estimators", "max_depth", "learning_rate", "subsample", "min_child_weight", "reg_lambda", "seed")
+        keys = ("residual", "base", "loss", "n_estimators", "max_depth", "learning_rate", "subsample", "min_child_weight", "reg_lambda", "seed")
         return {k: getattr(self, k) for k in keys}
 
     def _booster(self) -> xgb.XGBRegressor:
@@ -191,7 +215,7 @@ class LatencyPredictor:
         if (PRIOR_FEATURE in columns) != (prior_ms is not None):
             raise CodesignError(f"latency predictor: base {base!r} {'needs' if prior_ms is None else 'does not use'} prior_ms")
         design = np.column_stack([_column(X, schema, name) for name in columns])
-        self.base_ = LinearFit.fit(columns, design, y)
+        self.base_ = LinearFit.fit(columns, design, y, relative=self.loss == "relative")
         base = np.maximum(self.base_.predict(design), 1e-12)
         if self.booster_ is not None:
             self.booster_.fit(np.column_stack([X, np.log(base)]), np.log(y / base))
@@ -233,7 +257,7 @@ class LatencyPredictor:
         if self.booster_ is not None:
             self.booster_.fit(X, np.log(target / hint))
         sums = self._layer_sums(networks, accels)
-        self.base_ = LinearFit.fit(("layer_sum_ms",), sums[:, None], y)
+        self.base_ = LinearFit.fit(("layer_sum_ms",), sums[:, None], y, relative=self.loss == "relative")
 
     # -- common --------------------------------------------------------------------------------------
     def fit(
@@ -250,6 +274,8 @@ class LatencyPredictor:
         simulator's) for the whole-network mode, that then must also be given to :meth:`predict`."""
         if self.residual not in ("xgboost", "none"):
             raise CodesignError(f"latency predictor: residual {self.residual!r} unknown; expected 'xgboost' or 'none'")
+        if self.loss not in LOSSES:
+            raise CodesignError(f"latency predictor: loss {self.loss!r} unknown; expected {' or '.join(map(repr, LOSSES))}")
         y = _latency_targets(latency_ms, len(networks))
         if len(networks) < 3:
             raise CodesignError(f"latency predictor: need at least 3 samples, got {len(networks)}")

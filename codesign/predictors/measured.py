@@ -3,9 +3,14 @@ measurements (``codesign hardware import``).
 
 With few measurements (10-50) a simulator's estimate serves as a prior and only the correction is learned:
 a non-negative linear calibration of the simulated latency, optionally with a per-kernel-type cost table
-or a small tree model of the remaining log ratio. Without a prior the candidates are a per-kernel-type
-cost table and a scale model with a tree correction. The candidate with the lowest cross-validated MAPE
-wins; its out-of-fold errors give the confidence reported with the model and a per-prediction interval.
+or a small tree model of the remaining log ratio. Without a prior the candidates are the per-operation
+additive cost table (with dead layers, also costed apart or left out) and a scale model with an optional
+tree correction (:func:`candidate_methods`). Linear methods are fitted on relative and on absolute error:
+near-zero latencies (a runtime that folds a network whose output does not depend on its input) dominate a
+relative fit. Cross-validation chooses (:func:`choose`): the best out-of-fold Spearman, then the lowest
+mean absolute error; ties among measured latencies take average ranks. The chosen method's out-of-fold
+errors give the confidence reported with the model and a per-prediction interval, and a poor fit
+(:attr:`Confidence.poor`) is noted in every report.
 
 A saved model is a folder ``<models>/<name>/`` holding ``measured.json`` and the predictor folders
 ``latency/`` (and ``energy/`` when energy was measured). :func:`load_measured` finds it by name.
@@ -25,27 +30,66 @@ import numpy as np
 
 from codesign.core.errors import CodesignError
 from codesign.core.values import AcceleratorConfig, Fidelity, HardwareReport, Network, Resources
-from codesign.predictors.latency import LatencyPredictor
-from codesign.predictors.metrics import RegressionMetrics, regression_metrics
+from codesign.predictors.latency import BASES_WITH_DEAD, LOSSES, LatencyPredictor
+from codesign.predictors.metrics import RegressionMetrics, regression_metrics, spearman
 from simulators.base import HardwareModel
 from simulators.devices import DeviceCatalog
 
 NO_PRIOR_NOTE = "measured model {name!r} has no prior: resources are unknown (reported as zero), feasibility unchecked"
 """The note every report of a measured model without a prior carries."""
-MEASURED_FORMAT_VERSION = 1
+MEASURED_FORMAT_VERSION = 2
 META_FILE = "measured.json"
 MODELS_ENV = "CODESIGN_MODELS"
 """Environment variable naming the folder that holds measured models (default ``./models``)."""
 
-_CANDIDATES_WITH_PRIOR = (("prior", "none"), ("prior+kernels", "none"), ("prior", "xgboost"))
-_CANDIDATES_WITHOUT_PRIOR = (("kernels", "none"), ("scale", "none"), ("scale", "xgboost"))
+POOR_FIT_NOTE = (
+    "measured model {name!r}: its cross-validated fit is poor (Spearman {spearman:.2f}, mean error "
+    "{nmae:.0%} of the mean latency); more or more varied measurements would help"
+)
+"""The note every report of a measured model with a poor fit (:attr:`Confidence.poor`) carries."""
+POOR_SPEARMAN = 0.8
+POOR_NMAE = 0.25
+"""A cross-validated fit ranking the measurements below this Spearman, or with a mean absolute error above
+this share of the mean latency, is poor: the import warns and every report says so."""
+SPEARMAN_TOLERANCE = 0.01
+"""Candidates whose out-of-fold Spearman is within this of the best count as ranking equally well."""
+NEAR_ZERO = 0.01
+"""A measurement below this share of the median is near zero (e.g. a network a runtime folds away)."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way to learn latency from whole-network measurements (see :class:`LatencyPredictor`)."""
+
+    base: str
+    residual: str
+    loss: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.base}/{self.residual}/{self.loss}"
+
+
+def candidate_methods(rows: int, *, prior: bool, dead: bool) -> tuple[Method, ...]:
+    """The methods cross-validation chooses among: with a prior, calibrations of it (alone, with a
+    per-kernel-type table, or with a tree correction); without, the per-operation additive table
+    (``kernels``; with ``dead`` layers also ``kernels+dead`` and ``live_kernels``) and the scale model,
+    each fitted on relative and on absolute error, and the scale model with a tree correction. Trees need
+    20 rows: on fewer they only memorise them."""
+    bases = ("prior", "prior+kernels") if prior else ("kernels", *(BASES_WITH_DEAD if dead else ()), "scale")
+    methods = [Method(base, "none", loss) for base in bases for loss in LOSSES]
+    if rows >= 20:
+        methods.append(Method("prior" if prior else "scale", "xgboost", "relative"))
+    return tuple(methods)
 
 
 @dataclass(frozen=True)
 class Confidence:
     """How far to trust a measured model: cross-validated metrics of the chosen method and the 5 %/95 %
     quantiles of ``measured / predicted`` out of fold (a per-prediction 90 % interval is
-    ``[prediction * low, prediction * high]``)."""
+    ``[prediction * low, prediction * high]``). ``candidates`` holds each method's out-of-fold
+    ``(label, spearman, nmae)``; ``near_zero`` counts the measurements below :data:`NEAR_ZERO` of the
+    median."""
 
     method: str
     folds: int
@@ -54,7 +98,14 @@ class Confidence:
     cv_spearman: float
     interval_low: float
     interval_high: float
-    candidates: tuple[tuple[str, float], ...]
+    candidates: tuple[tuple[str, float, float], ...]
+    cv_nmae: float = math.nan
+    near_zero: int = 0
+
+    @property
+    def poor(self) -> bool:
+        """Whether the cross-validated fit is poor (:data:`POOR_SPEARMAN`, :data:`POOR_NMAE`)."""
+        return not (self.cv_spearman >= POOR_SPEARMAN and self.cv_nmae <= POOR_NMAE)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -63,14 +114,16 @@ class Confidence:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Confidence:
-        return cls(**{**data, "candidates": tuple((str(m), float(v)) for m, v in data["candidates"])})
+        candidates = tuple((str(c[0]), float(c[1]), float(c[2])) for c in data["candidates"])
+        return cls(**{**data, "candidates": candidates})
 
 
-def _predictor(base: str, residual: str, seed: int) -> LatencyPredictor:
+def _predictor(method: Method, seed: int) -> LatencyPredictor:
     # small shallow trees: tables here hold tens of rows
     return LatencyPredictor(
-        base=base,
-        residual=residual,
+        base=method.base,
+        residual=method.residual,
+        loss=method.loss,
         seed=seed,
         n_estimators=150,
         max_depth=2,
@@ -86,8 +139,7 @@ def _folds(n: int, seed: int) -> list[np.ndarray]:
 
 
 def _out_of_fold(
-    base: str,
-    residual: str,
+    method: Method,
     networks: Sequence[Network],
     accels: Sequence[AcceleratorConfig | None],
     y: np.ndarray,
@@ -98,7 +150,7 @@ def _out_of_fold(
     for test in _folds(len(y), seed):
         train = np.setdiff1d(np.arange(len(y)), test)
         pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
-        model = _predictor(base, residual, seed).fit(
+        model = _predictor(method, seed).fit(
             pick(train, networks),
             pick(train, accels),
             y[train],
@@ -110,6 +162,19 @@ def _out_of_fold(
     return oof
 
 
+def _nmae(y: np.ndarray, predicted: np.ndarray) -> float:
+    return float(np.mean(np.abs(predicted - y)) / np.mean(y))
+
+
+def choose(scored: Sequence[tuple[Method, float, float]]) -> Method:
+    """The method whose out-of-fold predictions rank the measurements best (Spearman: a Pareto front
+    depends only on each objective's order), the lowest mean absolute error among those within
+    :data:`SPEARMAN_TOLERANCE` of the best; ``scored`` holds ``(method, spearman, nmae)``."""
+    best = max(spearman for _, spearman, _ in scored)
+    tied = [s for s in scored if s[1] >= best - SPEARMAN_TOLERANCE]
+    return min(tied, key=lambda s: s[2])[0]
+
+
 def fit_with_confidence(
     networks: Sequence[Network],
     accels: Sequence[AcceleratorConfig | None],
@@ -117,28 +182,26 @@ def fit_with_confidence(
     prior: np.ndarray | None,
     seed: int,
 ) -> tuple[LatencyPredictor, Confidence, RegressionMetrics]:
-    """Choose the method with the lowest cross-validated MAPE, refit it on every row, and report."""
+    """Choose a method by cross-validation (:func:`choose` over :func:`candidate_methods`), refit it on
+    every row, and report."""
     if len(y) < 5:
         raise CodesignError(f"measured model: need at least 5 measurements, got {len(y)}")
-    candidates: tuple[tuple[str, str], ...] = (
-        _CANDIDATES_WITH_PRIOR if prior is not None else _CANDIDATES_WITHOUT_PRIOR
-    )
-    if len(y) < 20:  # trees on a handful of rows only memorise them
-        candidates = tuple(c for c in candidates if c[1] == "none")
-    scored = []
-    for base, residual in candidates:
-        oof = _out_of_fold(base, residual, networks, accels, y, prior, seed)
-        scored.append((float(np.mean(np.abs(oof - y) / y)), f"{base}/{residual}", oof, base, residual))
-    best = min(scored, key=lambda s: s[0])
-    _, method, oof, base, residual = best
+    dead = any(net.dead for net in networks)
+    methods = candidate_methods(len(y), prior=prior is not None, dead=dead)
+    oofs = {m: _out_of_fold(m, networks, accels, y, prior, seed) for m in methods}
+    scored = [(m, spearman(y, oof), _nmae(y, oof)) for m, oof in oofs.items()]
+    method = choose(scored)
+    oof = oofs[method]
     metrics = regression_metrics(y, oof)
     ratio = np.log(y / oof)
     confidence = Confidence(
-        method=method, folds=len(_folds(len(y), seed)), cv_mape=metrics.mape, cv_within_10=metrics.within_10,
+        method=method.label, folds=len(_folds(len(y), seed)), cv_mape=metrics.mape, cv_within_10=metrics.within_10,
         cv_spearman=metrics.spearman, interval_low=float(np.exp(np.quantile(ratio, 0.05))),
-        interval_high=float(np.exp(np.quantile(ratio, 0.95))), candidates=tuple((s[1], s[0]) for s in scored),
+        interval_high=float(np.exp(np.quantile(ratio, 0.95))),
+        candidates=tuple((m.label, float(rho), float(err)) for m, rho, err in scored),
+        cv_nmae=_nmae(y, oof), near_zero=int(np.sum(y < NEAR_ZERO * np.median(y))),
     )  # fmt: skip
-    model = _predictor(base, residual, seed).fit(networks, accels, y, prior_ms=prior)
+    model = _predictor(method, seed).fit(networks, accels, y, prior_ms=prior)
     return model, confidence, metrics
 
 
@@ -274,6 +337,7 @@ class MeasuredModel(HardwareModel):
             energy = prior.energy_mj * latency / prior.latency_ms
         else:
             energy = math.nan
+        notes = self._fit_notes()
         if prior is None:
             return HardwareReport(
                 latency_ms=latency,
@@ -281,14 +345,22 @@ class MeasuredModel(HardwareModel):
                 energy_mj=energy,
                 resources=Resources(),
                 device_resources=Resources(),
-                notes=(NO_PRIOR_NOTE.format(name=self.name),),
+                notes=(NO_PRIOR_NOTE.format(name=self.name), *notes),
             )
         # a pipelined prior's throughput exceeds 1/latency; keep its ratio
         speedup = prior.throughput_fps * prior.latency_ms / 1e3
         return HardwareReport(
             latency_ms=latency, throughput_fps=speedup * 1e3 / latency, energy_mj=energy, resources=prior.resources,
-            device_resources=prior.device_resources, violations=prior.violations,
+            device_resources=prior.device_resources, violations=prior.violations, notes=(*prior.notes, *notes),
         )  # fmt: skip
+
+    def _fit_notes(self) -> tuple[str, ...]:
+        fits = (self.confidence, self.energy_confidence)
+        return tuple(
+            POOR_FIT_NOTE.format(name=self.name, spearman=c.cv_spearman, nmae=c.cv_nmae)
+            for c in fits
+            if c is not None and c.poor
+        )
 
     def save(self, folder: str | Path) -> Path:
         """Write the model into ``folder`` (conventionally ``<models>/<name>``)."""

@@ -6,14 +6,24 @@ Figures (medians over ``--seeds`` seeds; each seed redraws samples, splits and m
   ``latency_rmse_ms``, ``latency_within_5pct``/``15pct``): the per-layer XGBoost latency predictor trained on
   at most 2,000 (network, overlay configuration) samples of the overlay simulator, evaluated on a held-out
   architecture family (each of the four space presets held out in turn; the training set is the other
-  three). ``latency_baseline_*``: the FLOPs/bit-ops linear baseline on the same split.
+  three). ``latency_baseline_*``: the FLOPs/bit-ops linear baseline on the same split;
+  ``latency_hint_*``: the untrained hint on the same split (each layer's cycle hint, which is the overlay's
+  own compute-cycle formula, summed and linearly calibrated: what the trees add is the difference). These
+  are figures on simulated latencies, of how closely the predictor tracks the simulator; the figures on
+  measured hardware are ``import_*``.
   ``latency_random_split_mape``: the same predictor on a random 25 % split;
   ``latency_network_mode_mape``: the whole-network (measurement-style) predictor on the held-out family.
-- ``nb201_fpga_spearman_100`` / ``nb201_fpga_spearman_10``: a per-operation additive latency model fitted
-  to 100 / 10 NAS-Bench-201 cells' measured ``lat_ms_fpga`` (HW-NAS-Bench), tested on all other cells;
-  ``nb201_fpga_xgb_spearman_100``: XGBoost on the cell features, for comparison.
-  ``nb201_flops_spearman``: FLOPs alone, counting every operation of the cell as HW-NAS-Bench does;
-  ``nb201_network_macs_spearman``: MACs of the layer list the nb201 space builds (dead operations pruned).
+- ``import_spearman_10.<device>`` / ``import_spearman_100.<device>``, for each NAS-Bench-201 device of
+  the table (``fpga``, ``eyeriss``, ``pixel3``; HW-NAS-Bench's measurements): 10 / 100 cells drawn at
+  random, written to a CSV of ``arch,latency_ms`` and imported with ``codesign hardware import --space
+  nb201 --space-option prune=false`` (the path a user takes: the method is chosen by the import's own
+  cross-validation), then the saved model ranks every other cell (Spearman). ``flops_spearman.<device>``:
+  MACs of the cell's layers with every operation counted, as HW-NAS-Bench counts FLOPs;
+  ``hint_spearman.fpga``: the analytic hint, the pipeline simulator on each cell's own latency-optimal
+  design on the table's FPGA (``experiments/benchmarks/simulator.py``'s headline; the other devices have
+  no hardware model here). ``import_pruned_spearman_10.<device>``: the same import with dead operations
+  dropped instead of listed (``prune=true``), for comparison.
+- ``nb201_fpga_xgb_spearman_100``: XGBoost on the cell graph features from 100 cells, for comparison.
 - ``nb201_acc_kendall_500``: CIFAR-10 accuracy predictor (XGBoost ensemble on cell graph features) from
   500 cells, tested on the rest; ``nb201_acc_onehot_kendall_500``: the same on the plain edge one-hot.
 - ``mnist_acc_kendall``: accuracy predictor trained on real MNIST measurements of 75 % of 240 candidates
@@ -37,8 +47,8 @@ Figures (medians over ``--seeds`` seeds; each seed redraws samples, splits and m
   trace taken as 1.
 - ``seconds``: wall time of the whole run.
 
-Usage: ``python experiments/benchmarks/predictors.py [--json] [--seeds 3] [--only latency nb201 mnist]
-[--cache DIR]``. The MNIST part trains a supernet once (cached in ``--cache``) and reads the data from
+Usage: ``python experiments/benchmarks/predictors.py [--json] [--seeds 3] [--only latency import nb201
+mnist] [--cache DIR]`` (``import`` always uses 5 seeds: ``--import-seeds``). The MNIST part trains a supernet once (cached in ``--cache``) and reads the data from
 ``../shared/data/mnist`` beside the checkout (``--mnist-root``).
 """
 
@@ -67,7 +77,7 @@ from codesign.predictors.evaluation import (
     random_split,
     sample_hardware,
 )
-from codesign.predictors.latency import AdditiveLatencyModel, LatencyPredictor
+from codesign.predictors.latency import LatencyPredictor
 from codesign.predictors.metrics import kendall, spearman
 from codesign.predictors.quantized import QuantizedAccuracyPredictor
 
@@ -103,10 +113,11 @@ def latency_figures(seeds: int) -> dict[str, float]:
     for seed in range(seeds):
         # 4 families x 667 samples; holding one out trains on 2,000 of the other three
         samples = overlay_samples(667, seed)
-        reports = []
+        reports, hints = [], []
         for held in FAMILIES:
             train, test = family_split(samples.families, [held])
             reports.append(evaluate_latency(samples, train, test, LatencyPredictor(seed=seed)))
+            hints.append(evaluate_latency(samples, train, test, LatencyPredictor(residual="none", seed=seed)))
         figures: dict[str, Any] = {
             "latency_mape": np.mean([r.model.mape for r in reports]),
             "latency_within_5pct": np.mean([r.model.within_5 for r in reports]),
@@ -119,6 +130,9 @@ def latency_figures(seeds: int) -> dict[str, float]:
             "latency_baseline_mape": np.mean([r.baseline.mape for r in reports]),
             "latency_baseline_within_10pct": np.mean([r.baseline.within_10 for r in reports]),
             "latency_baseline_kendall": np.mean([r.baseline.kendall for r in reports]),
+            "latency_hint_mape": np.mean([r.model.mape for r in hints]),
+            "latency_hint_within_10pct": np.mean([r.model.within_10 for r in hints]),
+            "latency_hint_kendall": np.mean([r.model.kendall for r in hints]),
         }
         train, test = random_split(len(samples), 0.25, np.random.default_rng(seed))
         train = train[:2000]
@@ -136,6 +150,72 @@ def latency_figures(seeds: int) -> dict[str, float]:
 
 
 # -- NAS-Bench-201 -------------------------------------------------------------------------------------
+IMPORT_DEVICES = ("fpga", "eyeriss", "pixel3")
+
+
+def import_figures(seeds: int, work: Path) -> dict[str, float]:
+    """``import_spearman_{10,100}.<device>`` through ``codesign hardware import`` (module docstring)."""
+    import contextlib
+    import io
+
+    from codesign.cli import main as cli_main
+    from codesign.predictors.features import LatencyFeaturizer
+    from codesign.predictors.measured import load_measured
+    from search_spaces.nb201 import NB201Space, read_table
+
+    table = read_table(DATA / "nasbench201" / "nb201_accuracy_latency.csv.gz")
+    arch = table.arch_str.to_numpy()
+    featurizer = LatencyFeaturizer.for_configs([None])
+    features = {}
+    for prune in (False, True):
+        space = NB201Space(prune=prune)
+        nets = [space.network(space.from_id(a)) for a in arch]
+        features[prune] = featurizer.transform(nets, [None] * len(nets))
+        if not prune:
+            full_macs = np.array([net.macs for net in nets], dtype=float)
+    work.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, list[float]] = {}
+    for device in IMPORT_DEVICES:
+        y = table[f"lat_ms_{device}"].to_numpy()
+        for n, prune in ((10, False), (100, False), (10, True)):
+            for seed in range(seeds):
+                order = np.random.default_rng(seed).permutation(len(y))
+                train, test = order[:n], order[n:]
+                csv = work / f"{device}_{n}_{seed}.csv"
+                pd.DataFrame({"arch": arch[train], "latency_ms": y[train]}).to_csv(csv, index=False)
+                name = f"{device}_{n}_{seed}_{'pruned' if prune else 'full'}"
+                argv = ["hardware", "import", str(csv), "--name", name, "--space", "nb201", "--space-option",
+                        f"prune={str(prune).lower()}", "--out", str(work), "--seed", str(seed), "--force"]  # fmt: skip
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                    if cli_main(argv) != 0:
+                        raise RuntimeError(f"codesign {' '.join(argv)} failed")
+                model = load_measured(name, work)
+                model.latency.schema_.check(featurizer.schema)
+                predicted = model.latency.predict_matrix(features[prune][test])
+                key = f"import_{'pruned_' if prune else ''}spearman_{n}.{device}"
+                figures.setdefault(key, []).append(spearman(y[test], predicted))
+    out = {k: _median(v) for k, v in figures.items()}
+    for device in IMPORT_DEVICES:
+        out[f"flops_spearman.{device}"] = spearman(table[f"lat_ms_{device}"].to_numpy(), full_macs)
+    out["hint_spearman.fpga"] = _fpga_hint_spearman(arch, table.lat_ms_fpga.to_numpy())
+    return out
+
+
+def _fpga_hint_spearman(arch: np.ndarray, latency: np.ndarray) -> float:
+    import functools
+
+    from simulator import HEADLINE_DEVICE, distinct_multisets, optimal_latency, per_multiset
+
+    from search_spaces.nb201 import NB201Space
+    from simulators.pipeline import PipelineModel
+
+    space = NB201Space(prune=False)
+    distinct, inverse = distinct_multisets([space.network(space.from_id(a)) for a in arch])
+    hint = per_multiset(distinct, inverse, functools.partial(optimal_latency, PipelineModel(), HEADLINE_DEVICE))
+    return spearman(latency, hint)
+
+
+# -- NAS-Bench-201 -------------------------------------------------------------------------------------
 def nb201_figures(seeds: int) -> dict[str, float]:
     from search_spaces.nb201 import read_table
 
@@ -143,12 +223,7 @@ def nb201_figures(seeds: int) -> dict[str, float]:
     X = cell_features(list(table.arch_str))
     latency = table.lat_ms_fpga.to_numpy()
     acc = table.cifar10_test_acc.to_numpy()
-    count_cols = [i for i, n in enumerate(CELL_FEATURE_NAMES) if n.startswith("count=")]
     onehot_cols = [i for i, n in enumerate(CELL_FEATURE_NAMES) if n.startswith("edge")]
-    counts = X[:, count_cols]
-    names = [CELL_FEATURE_NAMES[i] for i in count_cols]
-    # FLOPs of the cell as written: a 3x3 conv costs 9x a 1x1 conv, pools and skips nothing
-    flops = 9 * counts[:, names.index("count=nor_conv_3x3")] + counts[:, names.index("count=nor_conv_1x1")]
     figures: dict[str, list[float]] = {}
 
     def add(key: str, value: float) -> None:
@@ -156,10 +231,6 @@ def nb201_figures(seeds: int) -> dict[str, float]:
 
     for seed in range(seeds):
         order = np.random.default_rng(seed).permutation(len(table))
-        for n in (10, 100):
-            train, test = order[:n], order[n:]
-            model = AdditiveLatencyModel().fit(counts[train], latency[train], names=names)
-            add(f"nb201_fpga_spearman_{n}", spearman(latency[test], model.predict(counts[test])))
         train, test = order[:100], order[100:]
         xgb_model = AccuracyPredictor(model="xgboost", n_members=1, seed=seed).fit(
             X[train], latency[train], schema=CELL_SCHEMA
@@ -172,19 +243,7 @@ def nb201_figures(seeds: int) -> dict[str, float]:
         add("nb201_acc_kendall_500", kendall(acc[test], predictor.predict(X[test])))
         onehot = AccuracyPredictor(model="xgboost", seed=seed).fit(X[train][:, onehot_cols], acc[train])
         add("nb201_acc_onehot_kendall_500", kendall(acc[test], onehot.predict(X[test][:, onehot_cols])))
-    out = {k: _median(v) for k, v in figures.items()}
-    out["nb201_flops_spearman"] = spearman(latency, flops)
-    out["nb201_network_macs_spearman"] = _network_macs_spearman(table, latency)
-    return out
-
-
-def _network_macs_spearman(table: pd.DataFrame, latency: np.ndarray) -> float:
-    from search_spaces.nb201 import NB201Space
-
-    space = NB201Space()
-    rows = np.random.default_rng(0).permutation(len(table))[:3000]
-    macs = [space.network(space.from_id(table.arch_str.iloc[i])).macs for i in rows]
-    return spearman(latency[rows], macs)
+    return {k: _median(v) for k, v in figures.items()}
 
 
 # -- MNIST accuracy ------------------------------------------------------------------------------------
@@ -309,8 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object with the figures")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument(
-        "--only", nargs="+", choices=("latency", "nb201", "mnist"), default=("latency", "nb201", "mnist")
+        "--only",
+        nargs="+",
+        choices=("latency", "import", "nb201", "mnist"),
+        default=("latency", "import", "nb201", "mnist"),
     )
+    parser.add_argument("--import-seeds", type=int, default=5)
     parser.add_argument("--cache", type=Path, default=Path(".codesign-cache/bench-predictors"))
     parser.add_argument("--mnist-root", type=Path, default=DATA / "mnist")
     parser.add_argument("--mnist-candidates", type=int, default=240)
@@ -321,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, float] = {}
     if "latency" in args.only:
         figures |= latency_figures(args.seeds)
+    if "import" in args.only:
+        figures |= import_figures(args.import_seeds, args.cache / "import")
     if "nb201" in args.only:
         figures |= nb201_figures(args.seeds)
     if "mnist" in args.only:

@@ -82,6 +82,23 @@ def test_dead_operations_are_dropped() -> None:
     assert [layer.name for layer in empty.layers if layer.name.startswith(("s0c", "s1c", "s2c"))] == []
 
 
+def test_kept_dead_operations_are_listed_as_dead() -> None:
+    arch = parse_arch_str("|none~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_1x1~0|none~1|none~2|")
+    every = NB201Space(prune=False).network(arch)
+    cell = {layer.name for layer in every.layers if layer.name.startswith("s0c0")}
+    # both convs into node 2 and their sum are dead; the 1x1 conv into the output is not
+    assert cell & set(every.dead) == {"s0c0_e20_conv3", "s0c0_e21_conv3", "s0c0_n2_add1"}
+    assert len(every.dead) == 15 * 3
+    assert NB201Space().network(arch).dead == ()
+    # a cell whose every operation reaches the output has nothing dead
+    assert NB201Space(prune=False).network(parse_arch_str(EXAMPLE)).dead == ()
+    # the live layers of the full network are the layers of the pruned one, convolutions and pools alike
+    for arch_id in ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|none~1|none~2|", EXAMPLE):
+        full, pruned = (NB201Space(prune=p).network(parse_arch_str(arch_id)) for p in (False, True))
+        live = [layer.name for layer in full.layers if layer.name not in full.dead and layer.kind != "add"]
+        assert live == [layer.name for layer in pruned.layers if layer.kind != "add"]
+
+
 def test_bits_follow_weighted_layers() -> None:
     space = NB201Space()
     arch = parse_arch_str(EXAMPLE)
