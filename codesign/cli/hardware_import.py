@@ -98,6 +98,9 @@ def handle_import(args: argparse.Namespace) -> int:
     print(f"cross-validated Spearman {c.cv_spearman:.3f}, mean error {c.cv_nmae:.1%} of the mean latency, "
           f"MAPE {c.cv_mape:.1%}, within +-10% {c.cv_within_10:.0%}")  # fmt: skip
     print(f"90% interval per prediction: x{c.interval_low:.3f} .. x{c.interval_high:.3f}")
+    if c.constant:
+        print(f"warning: all {len(table)} measured latencies are equal ({table.latency_ms[0]:g} ms); the model "
+              "predicts that value for every network, and ranks nothing", file=sys.stderr)  # fmt: skip
     if c.near_zero:
         print(f"note: {c.near_zero} measurement(s) below {NEAR_ZERO:.0%} of the median latency; their relative "
               "errors are large by nature (methods fitted on absolute error weigh them by their ms)")  # fmt: skip

@@ -102,10 +102,15 @@ class Confidence:
     cv_nmae: float = math.nan
     near_zero: int = 0
 
+    constant: bool = False
+    """Whether every measurement was the same: there is no order to learn, only the value."""
+
     @property
     def poor(self) -> bool:
-        """Whether the cross-validated fit is poor (:data:`POOR_SPEARMAN`, :data:`POOR_NMAE`)."""
-        return not (self.cv_spearman >= POOR_SPEARMAN and self.cv_nmae <= POOR_NMAE)
+        """Whether the cross-validated fit is poor (:data:`POOR_SPEARMAN`, :data:`POOR_NMAE`): it ranks the
+        measurements badly or misses them by much; with equal measurements, only the error counts."""
+        ranks = self.constant or self.cv_spearman >= POOR_SPEARMAN
+        return not (ranks and self.cv_nmae <= POOR_NMAE)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -199,7 +204,7 @@ def fit_with_confidence(
         cv_spearman=metrics.spearman, interval_low=float(np.exp(np.quantile(ratio, 0.05))),
         interval_high=float(np.exp(np.quantile(ratio, 0.95))),
         candidates=tuple((m.label, float(rho), float(err)) for m, rho, err in scored),
-        cv_nmae=_nmae(y, oof), near_zero=int(np.sum(y < NEAR_ZERO * np.median(y))),
+        cv_nmae=_nmae(y, oof), near_zero=int(np.sum(y < NEAR_ZERO * np.median(y))), constant=bool(np.all(y == y[0])),
     )  # fmt: skip
     model = _predictor(method, seed).fit(networks, accels, y, prior_ms=prior)
     return model, confidence, metrics

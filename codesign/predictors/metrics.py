@@ -75,15 +75,20 @@ def _rank_corr(value: float) -> float:
     return 0.0 if not np.isfinite(value) else float(value)
 
 
+def _constant(*arrays: np.ndarray) -> bool:
+    return any(a.size and np.all(a == a.flat[0]) for a in arrays)
+
+
 def spearman(actual: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray) -> float:
+    """Spearman's rho (tied values take their average rank); 0 when either side is constant."""
     y, p = _as_pair(actual, predicted)
-    return _rank_corr(stats.spearmanr(y, p).statistic)
+    return 0.0 if _constant(y, p) else _rank_corr(stats.spearmanr(y, p).statistic)
 
 
 def kendall(actual: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray) -> float:
-    """Kendall's tau-b (ties handled)."""
+    """Kendall's tau-b (ties handled); 0 when either side is constant."""
     y, p = _as_pair(actual, predicted)
-    return _rank_corr(stats.kendalltau(y, p).statistic)
+    return 0.0 if _constant(y, p) else _rank_corr(stats.kendalltau(y, p).statistic)
 
 
 def regression_metrics(actual: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray) -> RegressionMetrics:

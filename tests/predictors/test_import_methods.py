@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,17 @@ def test_near_zero_cells_are_counted_and_ranked(nb201_table: pd.DataFrame, tmp_p
     relative = LatencyPredictor(base=model.latency.base, residual="none", loss="relative")
     relative.fit(train_nets, [None] * len(train), y[train])
     assert spearman(y[test], relative.predict(nets, [None] * len(test))) < chosen - 0.05
+
+
+def test_equal_measurements_say_the_model_ranks_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nets = [_net(f"n{i}", i + 1, 0) for i in range(8)]
+    frame = pd.DataFrame({"layers": [json.dumps(n.to_dict()) for n in nets], "latency_ms": [2.0] * len(nets)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no library warning reaches the user
+        assert run_import([str(tmp_path / "t.csv"), "--name", "flat", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "all 8 measured latencies are equal (2 ms)" in err and "fit is poor" not in err
+    model = load_measured("flat", tmp_path)
+    assert model.confidence.constant and not model.confidence.poor
+    assert model.evaluate(_net("x", 20, 0)).latency_ms == pytest.approx(2.0, rel=1e-6)

@@ -149,3 +149,13 @@ def test_per_layer_mode_learns_a_pipelined_template():
     train, test = family_split(samples.families, ["resnet_digits"])
     report = evaluate_latency(samples, train, test, small_predictor())
     assert report.model.mape < 0.05 < report.baseline.mape
+
+
+def test_trees_add_to_the_untrained_hint_on_a_held_out_family(overlay_samples):
+    """The per-layer features include the overlay's own cycle formula; the learned predictor must do better
+    than that hint summed and calibrated (the same predictor without its trees)."""
+    train, test = family_split(overlay_samples.families, ["resnet_mnist"])
+    learned = evaluate_latency(overlay_samples, train, test, small_predictor()).model
+    hint = evaluate_latency(overlay_samples, train, test, small_predictor(residual="none")).model
+    assert learned.mape < hint.mape / 2
+    assert learned.within_10 > hint.within_10
