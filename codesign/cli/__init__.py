@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("codesign.cli.run", "run (or resume) a search experiment"),
@@ -57,6 +59,15 @@ def _quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the progress bar counts failed trials and shows the last error
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+    from codesign.core.errors import CodesignWarning
+
+    if issubclass(category, CodesignWarning):
+        print(f"codesign: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from codesign.core.errors import CodesignError
 
@@ -67,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in USES_OPTUNA:
             _quiet_optuna()
-        return int(args.handler(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # the command's own warnings as one line each
+            return int(args.handler(args))
     except CodesignError as exc:
         print(f"codesign: error: {exc}", file=sys.stderr)
         return 2

@@ -17,3 +17,8 @@ class ConfigError(CodesignError):
 
 class InfeasibleError(CodesignError):
     """A budget or constraint set that no point satisfies; the message says the smallest feasible value."""
+
+
+class CodesignWarning(UserWarning):
+    """Something the user must know that does not stop the command (a repaired file, a fallback); the CLI
+    prints its message as one line."""

@@ -22,9 +22,12 @@ from optuna.storages.journal import JournalFileBackend
 
 from codesign.core.errors import CodesignError
 from codesign.core.values import Evaluation
+from codesign.search.journal import check_journal
 
 JOURNAL_NAME = "study.journal"
 URL_SCHEMES = ("postgresql", "mysql", "sqlite", "oracle", "mssql")
+URL_ALIASES = {"postgres": "postgresql"}
+"""Scheme spellings accepted for the SQLAlchemy name (``postgres://`` is what Heroku and libpq print)."""
 
 ATTR_CANDIDATE = "codesign.candidate"
 ATTR_METRICS = "codesign.metrics"
@@ -38,8 +41,24 @@ ATTR_VERIFIED = "codesign.verified"
 
 
 def is_url(text: str) -> bool:
-    scheme = text.split(":", 1)[0].split("+", 1)[0].lower()
-    return "://" in text and scheme in URL_SCHEMES
+    """Whether ``text`` names a storage by URL (``scheme://...``) rather than a path; an unknown scheme is
+    an error, not a folder named after the URL."""
+    if "://" not in text:
+        return False
+    scheme = text.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme not in URL_SCHEMES and scheme not in URL_ALIASES:
+        raise CodesignError(
+            f"storage {_redact(text)!r}: unknown scheme {scheme!r}; expected one of {', '.join(URL_SCHEMES)} "
+            "(postgres:// is read as postgresql://), or a path to a folder or .journal file"
+        )
+    return True
+
+
+def normalize_url(url: str) -> str:
+    """``url`` with an aliased scheme (:data:`URL_ALIASES`) spelled as SQLAlchemy expects."""
+    scheme, rest = url.split("://", 1)
+    base, plus, driver = scheme.partition("+")
+    return f"{URL_ALIASES.get(base.lower(), base)}{plus}{driver}://{rest}"
 
 
 def open_storage(target: str | Path) -> BaseStorage:
@@ -50,13 +69,15 @@ def open_storage(target: str | Path) -> BaseStorage:
     """
     text = str(target)
     if is_url(text):
-        return _database(text)
+        return _database(normalize_url(text))
     path = Path(text)
     if path.suffix != ".journal":
         path.mkdir(parents=True, exist_ok=True)
         path = path / JOURNAL_NAME
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file():
+        check_journal(path, repair=True)
     return JournalStorage(JournalFileBackend(str(path)))
 
 
@@ -83,6 +104,8 @@ def open_existing_storage(target: str | Path) -> BaseStorage:
         journal = path if path.suffix == ".journal" else path / JOURNAL_NAME
         if not journal.is_file():
             raise CodesignError(f"no study found at {text!r} (expected a storage URL, a .journal file, or a folder holding {JOURNAL_NAME})")
+        check_journal(journal, repair=False)
+        return JournalStorage(JournalFileBackend(str(journal)))
     return open_storage(text)
 
 

@@ -63,3 +63,12 @@ def test_a_second_run_against_the_database_resumes(tmp_path: Path, nb201_table: 
     first = run_experiment(config, storage=pg_url, out_dir=tmp_path / "out")
     again = run_experiment(config, storage=pg_url, out_dir=tmp_path / "out", trials=10)
     assert (first.outcome.completed, again.outcome.completed) == (6, 10)
+
+
+def test_the_postgres_alias_reaches_the_same_server(pg_url: str) -> None:
+    from codesign.search.storage import open_storage
+
+    name = f"alias-{uuid.uuid4().hex[:8]}"
+    optuna.create_study(study_name=name, storage=pg_url)
+    alias = "postgres" + pg_url[len("postgresql"):] if pg_url.startswith("postgresql") else pg_url
+    assert name in [s.study_name for s in optuna.get_all_study_summaries(open_storage(alias))]
