@@ -58,7 +58,9 @@ NOTES_SEPARATOR = " | "
 MAXIMIZED_METRICS = ("accuracy", "throughput_fps")
 """Metrics that are better when larger (besides names ending in ``_acc`` or ``accuracy``)."""
 
-_WHERE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|!=|<|>)\s*([-+0-9.eE]+|inf)\s*$")
+_WHERE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)\s*(<=|>=|==|!=|<|>)\s*([-+0-9.eE]+|inf)\s*$")
+"""METRIC OP NUMBER: a metric name (dotted segments, none starting with an underscore), matched as a column
+name and never evaluated."""
 
 
 def default_direction(metric: str) -> str:
@@ -95,9 +97,14 @@ class Filter:
     @classmethod
     def parse(cls, text: str) -> Filter:
         match = _WHERE.match(text)
+        expected = f"filter {text!r}: expected METRIC OP NUMBER with OP one of <, <=, >, >=, ==, !="
         if not match:
-            raise CodesignError(f"filter {text!r}: expected METRIC OP NUMBER with OP one of <, <=, >, >=, ==, !=")
-        return cls(match.group(1), match.group(2), float(match.group(3)))
+            raise CodesignError(expected)
+        try:
+            value = float(match.group(3))
+        except ValueError:
+            raise CodesignError(f"{expected}; {match.group(3)!r} is not a number") from None
+        return cls(match.group(1), match.group(2), value)
 
     def mask(self, column: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
         values = np.asarray(column, dtype=float)
