@@ -61,3 +61,16 @@ def _is_number(text: str) -> bool:
 def _numeric(cells: list[str]) -> bool:
     """A column of numbers, some perhaps missing (``-``): right-aligned."""
     return any(c != "-" for c in cells) and all(c == "-" or _is_number(c) for c in cells)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse ``type`` for seeds and indices: a non-negative integer, else argparse's one-line error."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value

@@ -19,6 +19,8 @@ import re
 import sys
 from typing import Any
 
+from codesign.cli.format import non_negative_int
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -41,7 +43,7 @@ def register(hardware_subparsers: Any) -> None:
         "NAS-Bench-201's dead operations, which its measured latencies include (repeatable)",
     )
     p.add_argument("--out", default=None, metavar="DIR", help="models folder (default $CODESIGN_MODELS or ./models)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds and the trees")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the cross-validation folds and the trees (>= 0)")
     p.add_argument("--force", action="store_true", help="overwrite an existing model of that name")
     p.set_defaults(handler=handle_import)
 
@@ -93,6 +95,9 @@ def handle_import(args: argparse.Namespace) -> int:
     model.save(target)
     c = model.confidence
     print(f"imported {len(table)} measurements as {args.name!r} -> {target}")
+    if table.merged:
+        print(f"note: {table.merged} row(s) repeated an earlier row's network and accelerator; each such group "
+              "counts once, at the mean of its measurements")  # fmt: skip
     print(f"latency method: {c.method} (chosen by {c.folds}-fold cross-validation: best Spearman, then lowest error; "
           + ", ".join(f"{m} {rho:.3f}/{err:.1%}" for m, rho, err in c.candidates) + ")")  # fmt: skip
     print(f"cross-validated Spearman {c.cv_spearman:.3f}, mean error {c.cv_nmae:.1%} of the mean latency, "

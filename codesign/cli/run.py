@@ -9,6 +9,8 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
+from codesign.cli.format import non_negative_int
+
 if TYPE_CHECKING:
     from tqdm import tqdm
 
@@ -22,7 +24,7 @@ def register(sub: Any) -> None:
     p.add_argument("--storage", help="Optuna storage URL shared by many workers, e.g. postgresql://user:pw@host/db "
                    "(default: a journal file in the output folder)")
     p.add_argument("--out", help="output folder (default: the experiment's output.dir, else runs/NAME)")
-    p.add_argument("--worker", type=int, default=0, help="index of this worker when several share one study (seeds differ)")
+    p.add_argument("--worker", type=non_negative_int, default=0, help="index of this worker when several share one study (seeds differ)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=handle)
 

@@ -28,6 +28,9 @@ import pandas as pd
 from codesign.core.errors import CodesignError
 from codesign.core.values import AcceleratorConfig, Layer, Network
 
+MAX_VALUE = 1e7
+"""The largest latency (ms) or energy (mJ) a row may give, about three hours per inference: anything larger
+is a unit or export mistake, and would overflow the fits' squared errors."""
 KNOWN_COLUMNS = ("layers", "arch", "space", "weight_bits", "act_bits", "accelerator", "latency_ms", "energy_mj", "name")
 
 
@@ -39,6 +42,9 @@ class MeasurementTable:
     accels: tuple[AcceleratorConfig | None, ...]
     latency_ms: tuple[float, ...]
     energy_mj: tuple[float, ...] | None
+    merged: int = 0
+    """Rows that repeated an earlier row's network and accelerator: each such group is one row holding the
+    mean of its measurements (repeats would otherwise sit on both sides of a cross-validation split)."""
 
     def __len__(self) -> int:
         return len(self.networks)
@@ -80,6 +86,8 @@ def _positive(value: Any, row: int, column: str) -> float:
         number = math.nan
     if not (math.isfinite(number) and number > 0):
         raise CodesignError(f"{_where(row, column)}: expected a positive number, got {value!r}")
+    if number > MAX_VALUE:
+        raise CodesignError(f"{_where(row, column)}: {value!r} is above {MAX_VALUE:g}; check the unit")
     return number
 
 
@@ -157,7 +165,27 @@ def parse_measurements(
     templates = {(a.template, a.device) for a in accels if a is not None}
     if len(templates) > 1:
         raise CodesignError(f"measurements: column 'accelerator' mixes templates/devices {sorted(templates)}; import one device per model")
-    return MeasurementTable(tuple(networks), tuple(accels), tuple(latency), tuple(energy) if has_energy else None)
+    return _merge_repeats(networks, accels, latency, energy if has_energy else None)
+
+
+def _merge_repeats(
+    networks: list[Network], accels: list[AcceleratorConfig | None], latency: list[float], energy: list[float] | None
+) -> MeasurementTable:
+    """One row per distinct (layers, accelerator), holding the mean of its repeated measurements."""
+    groups: dict[str, list[int]] = {}
+    for i, (net, acc) in enumerate(zip(networks, accels, strict=True)):
+        layers = [layer.to_dict() for layer in net.layers]
+        key = json.dumps([layers, list(net.residuals), list(net.dead), None if acc is None else acc.to_dict()], sort_keys=True)
+        groups.setdefault(key, []).append(i)
+    rows = list(groups.values())
+    mean = lambda values, idx: float(sum(values[i] for i in idx) / len(idx))  # noqa: E731
+    return MeasurementTable(
+        tuple(networks[idx[0]] for idx in rows),
+        tuple(accels[idx[0]] for idx in rows),
+        tuple(mean(latency, idx) for idx in rows),
+        None if energy is None else tuple(mean(energy, idx) for idx in rows),
+        merged=len(networks) - len(rows),
+    )
 
 
 def read_measurements(
