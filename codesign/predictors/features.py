@@ -125,8 +125,6 @@ def network_features(network: Network) -> dict[str, float]:
     weighted = network.weighted_layers
     dead = set(network.dead)
     for layer in network.layers:
-        if layer.name in dead:
-            out[f"dead_{_kind_feature(layer)}"] += _kind_work(layer)
         act_bytes = (layer.input_elems + layer.output_elems) * layer.act_bits / 8.0
         out["act_bytes"] += act_bytes
         out["max_layer_act_bytes"] = max(out["max_layer_act_bytes"], act_bytes)
@@ -135,18 +133,17 @@ def network_features(network: Network) -> dict[str, float]:
         out["max_channels"] = max(out["max_channels"], layer.in_channels, layer.out_channels)
         out["mean_channels"] += (layer.in_channels + layer.out_channels) / 2.0
         out["max_in_pixels"] = max(out["max_in_pixels"], layer.in_h * layer.in_w)
-        key = _kind_key(layer)
+        kind, work = _kind_feature(layer), _kind_work(layer)
+        out[kind] += work
+        if layer.name in dead:
+            out[f"dead_{kind}"] += work
         if layer.kind == "pool":
-            out["ops_pool"] += layer.ops
             out["n_pool"] += 1
         elif layer.kind == "add":
-            out["ops_add"] += layer.ops
             out["n_add"] += 1
         elif layer.kind == "linear":
-            out["macs_linear"] += layer.macs
             out["n_linear"] += 1
         else:
-            out[f"macs_{key}"] += layer.macs
             out["n_conv"] += 1
             out["n_depthwise"] += layer.is_depthwise
             out["n_pointwise"] += layer.is_pointwise
