@@ -20,7 +20,8 @@ Loading validates the schema: unknown, duplicate or missing keys and bad values 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ from codesign.core.values import RESOURCE_NAMES, Resources
 
 DSP_KINDS = ("dsp48e1", "dsp48e2", "dsp58")
 BUILTIN_DIR = Path(__file__).resolve().parent / "devices"
+MAX_COUNT = 10**12
+"""The largest resource count or number a device file may give: anything larger is a unit mistake (and
+would overflow the float arithmetic of the usable share)."""
 _KEYS = (
     "name",
     "board",
@@ -97,6 +101,11 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, Hashable):
+            raise CodesignError(
+                f"{loader.name}: a mapping key must be a plain value, got {type(key).__name__} "
+                f"(line {key_node.start_mark.line + 1})"
+            )
         if key in seen:
             raise CodesignError(f"{loader.name}: duplicate key {key!r} (line {key_node.start_mark.line + 1})")
         seen.add(key)
@@ -110,6 +119,10 @@ def _number(data: Mapping[str, Any], key: str, where: str, *, minimum: float, st
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CodesignError(f"{where}: {key} must be a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CodesignError(f"{where}: {key} must be a finite number, got {value!r}")
+    if value > MAX_COUNT:
+        raise CodesignError(f"{where}: {key} must be at most {MAX_COUNT:g}, got {value!r}; check the unit")
     if value < minimum or (strict and value == minimum):
         relation = ">" if strict else ">="
         raise CodesignError(f"{where}: {key} must be {relation} {minimum:g}, got {value!r}")
@@ -120,7 +133,7 @@ def _resource_map(data: Mapping[str, Any], key: str, where: str, *, fractions: b
     value = data[key]
     if not isinstance(value, Mapping):
         raise CodesignError(f"{where}: {key} must be a mapping of {', '.join(RESOURCE_NAMES)}, got {value!r}")
-    unknown = sorted(set(value) - set(RESOURCE_NAMES))
+    unknown = sorted(str(k) for k in set(value) - set(RESOURCE_NAMES))
     missing = [n for n in RESOURCE_NAMES if n not in value]
     if unknown or missing:
         problem = f"unknown {', '.join(map(str, unknown))}" if unknown else f"missing {', '.join(missing)}"
@@ -130,8 +143,8 @@ def _resource_map(data: Mapping[str, Any], key: str, where: str, *, fractions: b
             ok = isinstance(count, int | float) and not isinstance(count, bool) and 0 <= count <= 1
             expected = "a fraction in [0, 1]"
         else:
-            ok = isinstance(count, int) and not isinstance(count, bool) and count >= 0
-            expected = "a non-negative integer"
+            ok = isinstance(count, int) and not isinstance(count, bool) and 0 <= count <= MAX_COUNT
+            expected = f"a non-negative integer of at most {MAX_COUNT:g}"
         if not ok:
             raise CodesignError(f"{where}: {key}.{name} must be {expected}, got {count!r}")
     return dict(value)
@@ -176,13 +189,31 @@ def device_from_dict(data: Mapping[str, Any], where: str = "device") -> Device:
     )
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line saying what is wrong with a YAML text and where (PyYAML's own messages span lines)."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"{exc.reason}: character #x{exc.character:04x} at position {exc.position}"
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        return f"{exc.problem or exc.context or 'malformed'}{where}"
+    return " ".join(str(exc).split())
+
+
 def load_device_file(path: str | Path) -> Device:
-    """Read and validate one device YAML file."""
+    """Read and validate one device YAML (or JSON) file, UTF-8 with or without a byte-order mark."""
     path = Path(path)
+    if path.is_dir():
+        raise CodesignError(f"device file {path}: is a folder, not a YAML file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise CodesignError(f"device file {path}: cannot read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise CodesignError(
+            f"device file {path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start}); "
+            "expected a YAML file"
+        ) from None
     try:
         loader = _StrictLoader(text)
         loader.name = str(path)
@@ -191,7 +222,12 @@ def load_device_file(path: str | Path) -> Device:
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
-        raise CodesignError(f"device file {path}: not valid YAML ({exc})") from exc
+        raise CodesignError(f"device file {path}: not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise CodesignError(f"device file {path}: not valid YAML: nested too deeply") from None
+    except ValueError as exc:  # a value PyYAML cannot convert: a bad date, an integer of 5,000 digits
+        reason = " ".join(str(exc).split(";")[0].split())
+        raise CodesignError(f"device file {path}: not valid YAML: a value cannot be read ({reason})") from None
     return device_from_dict(data, str(path))
 
 
@@ -200,7 +236,13 @@ def _device_files(paths: Iterable[str | Path]) -> list[Path]:
     for entry in paths:
         entry = Path(entry)
         if entry.is_dir():
-            files.extend(sorted(p for p in entry.iterdir() if p.suffix in (".yaml", ".yml")))
+            try:
+                found = sorted(p for p in entry.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            except OSError as exc:
+                raise CodesignError(f"device folder {entry}: cannot read ({exc.strerror or exc})") from None
+            if not found:
+                raise CodesignError(f"device folder {entry}: holds no .yaml or .yml file")
+            files.extend(found)
         elif entry.is_file():
             files.append(entry)
         else:

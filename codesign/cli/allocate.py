@@ -2,9 +2,10 @@
 for any model, from a table with one row per (layer, bits): columns ``layer``, ``bits``, ``omega`` (the
 layer's perturbation at those bits) and any cost columns the budgets name (``size_mb``, ``bops``,
 ``latency_ms``, ``dsp``, ...). Budgets are absolute (``size_mb<=1.5``) or a fraction between the all-lowest
-and all-highest network (``size_mb<=alpha:0.5``). Every omega and cost value must be finite and
-non-negative. When the table has a ``trace`` column (as :meth:`PerturbationTable.write_csv` writes it), a
-layer whose raw Hessian trace estimate was negative is named in a note (its magnitude gave the omega)."""
+and all-highest network (``size_mb<=alpha:0.5``). Every omega and cost value must be 0 or between 1e-100
+and 1e100, every bit-width an integer from 1 to 64. When the table has a ``trace`` column (as
+:meth:`PerturbationTable.write_csv` writes it), a layer whose raw Hessian trace estimate was negative is
+named in a note (its magnitude gave the omega)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codesign.cli.format import table
+from codesign.cli.format import check_output_file, table, write_output_file
 from codesign.core.errors import CodesignError
 from codesign.quantization.allocation import (
+    MAX_VALUE,
+    MIN_VALUE,
     BitAllocation,
     BitAllocationProblem,
     Budget,
@@ -31,6 +34,10 @@ from codesign.quantization.allocation import (
 REQUIRED = ("layer", "bits", "omega")
 INFORMATION = ("trace", "params")
 """Per-layer columns :meth:`codesign.quantization.sensitivity.PerturbationTable.write_csv` adds; not summed costs."""
+MAX_BITS = 64
+"""The widest bit-width a table row may give."""
+MAX_POINTS = 1000
+"""The most budgets ``--points`` may sweep: each is one solve of the integer program."""
 
 
 @dataclass(frozen=True)
@@ -90,9 +97,10 @@ def register(sub: Any) -> None:
         "--points",
         type=int,
         default=0,
-        help="with --front: sweep this many budgets (default: the exact front)",
+        help=f"with --front: sweep this many evenly spaced budgets, at most {MAX_POINTS} (default: the exact "
+        "front, which a sweep at least as long as the table's distinct allocations gives too)",
     )
-    p.add_argument("--out", help="also write the result as JSON to this file")
+    p.add_argument("--out", help="also write the result as JSON to this file (missing folders are created)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=handle)
 
@@ -107,42 +115,72 @@ def _number(text: str | None, row: int, column: str, path: str) -> float:
     return value
 
 
+def _read_rows(path: str | Path) -> tuple[list[str], list[dict[str | None, Any]]]:
+    """The header (names stripped of spaces) and the rows of a CSV file, UTF-8 with or without a byte-order
+    mark; every way the file cannot be read is a :class:`CodesignError` naming it."""
+    name = str(path)
+    if Path(path).is_dir():
+        raise CodesignError(f"{name}: is a folder; expected a CSV table with columns {', '.join(REQUIRED)}")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [c.strip() for c in reader.fieldnames or []]
+            reader.fieldnames = header
+            rows = list(reader)
+    except FileNotFoundError:
+        raise CodesignError(f"{name}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise CodesignError(
+            f"{name}: not a readable CSV table: not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise CodesignError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    except csv.Error as exc:
+        raise CodesignError(f"{name}: not a readable CSV table ({' '.join(str(exc).split())})") from None
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise CodesignError(f"{name}: column(s) {', '.join(map(repr, duplicated))} appear more than once in the header")
+    return header, rows
+
+
 def read_layer_table(path: str | Path, cost_columns: list[str]) -> LayerTable:
     """Parse LAYERS.csv; ``cost_columns`` must be numeric in every row, other extra columns (except
     ``trace`` and ``params``) are reported when they are numeric and non-negative throughout. Rows are numbered as in a
     spreadsheet (header = row 1)."""
     name = str(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-            header = list(rows[0].keys()) if rows else []
-    except FileNotFoundError:
-        raise CodesignError(f"{name}: no such file") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise CodesignError(f"{name}: not a readable CSV table ({exc})") from None
+    header, rows = _read_rows(path)
+    expected = f"expected a header with {', '.join(REQUIRED)} and one row per layer and bits"
+    if not header:
+        raise CodesignError(f"{name}: empty file ({expected})")
     if not rows:
-        raise CodesignError(
-            f"{name}: no rows (expected a header with {', '.join(REQUIRED)} and one row per layer and bits)"
-        )
+        raise CodesignError(f"{name}: no rows ({expected})")
     missing = [c for c in (*REQUIRED, *cost_columns) if c not in header]
     if missing:
         known = ", ".join(c for c in header if c not in REQUIRED) or "none"
-        raise CodesignError(f"{name}: missing column(s) {', '.join(missing)}; cost columns present: {known}")
-    extra = [c for c in header if c not in (*REQUIRED, *INFORMATION, *cost_columns) and c is not None]
+        hint = next(
+            (f" (the header looks {label}-separated; expected commas)" for sep, label in ((";", ";"), ("\t", "tab"), ("|", "|"))
+             if len(header) == 1 and sep in header[0]),
+            "",
+        )  # fmt: skip
+        raise CodesignError(f"{name}: missing column(s) {', '.join(missing)}; cost columns present: {known}{hint}")
+    extra = [c for c in header if c not in (*REQUIRED, *INFORMATION, *cost_columns)]
+    for number, row in enumerate(rows, start=2):
+        if None in row:
+            raise CodesignError(f"{name} row {number}: more cells than header columns")
+        if any(value is None for value in row.values()):
+            raise CodesignError(f"{name} row {number}: fewer cells than header columns")
     reported = [c for c in extra if all(_is_cost(r.get(c)) for r in rows)]
     traces: dict[str, float] = {}
     omega: dict[str, dict[int, float]] = {}
     costs: dict[str, dict[str, dict[int, float]]] = {c: {} for c in (*cost_columns, *reported)}
     for number, row in enumerate(rows, start=2):
-        if None in row:
-            raise CodesignError(f"{name} row {number}: more cells than header columns")
         layer = (row["layer"] or "").strip()
         if not layer:
             raise CodesignError(f"{name} row {number}, column 'layer': empty layer name")
         bits_value = _number(row["bits"], number, "bits", name)
-        if bits_value != int(bits_value) or bits_value < 1:
+        if bits_value != int(bits_value) or not 1 <= bits_value <= MAX_BITS:
             raise CodesignError(
-                f"{name} row {number}, column 'bits': {row['bits']!r} is not a positive integer"
+                f"{name} row {number}, column 'bits': {row['bits']!r} is not a positive integer of at most {MAX_BITS}"
             )
         bits = int(bits_value)
         if bits in omega.get(layer, {}):
@@ -164,7 +202,8 @@ def _is_finite(text: str | None) -> bool:
 
 
 def _is_cost(text: str | None) -> bool:
-    return _is_finite(text) and float(text or "") >= 0
+    """A value the program accepts (an extra column holding any other is not reported)."""
+    return _is_finite(text) and (float(text or "") == 0 or MIN_VALUE <= float(text or "") <= MAX_VALUE)
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -173,6 +212,8 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
         layer, sep, value = item.partition("=")
         if not sep or not layer.strip() or not value.strip():
             raise CodesignError(f"{flag} {item!r}: expected LAYER=VALUE")
+        if layer.strip() in out and out[layer.strip()] != value.strip():
+            raise CodesignError(f"{flag} given twice for layer {layer.strip()!r}: {out[layer.strip()]} and {value.strip()}")
         out[layer.strip()] = value.strip()
     return out
 
@@ -182,6 +223,13 @@ def _int_list(text: str, flag: str) -> list[int]:
         return [int(v) for v in text.split(",")]
     except ValueError:
         raise CodesignError(f"{flag}: {text!r} is not a comma-separated list of integers") from None
+
+
+def _one_int(text: str, flag: str, layer: str) -> int:
+    values = _int_list(text, flag)
+    if len(values) != 1:
+        raise CodesignError(f"{flag} {layer}={text}: expected one bit-width")
+    return values[0]
 
 
 def build_problem(args: argparse.Namespace) -> BitAllocationProblem:
@@ -194,7 +242,7 @@ def _build(args: argparse.Namespace) -> tuple[BitAllocationProblem, LayerTable]:
     columns = list(dict.fromkeys([b.column for b in budgets] + ([args.front] if args.front else [])))
     table = read_layer_table(args.layers_csv, columns)
     allowed = {layer: _int_list(v, "--allow") for layer, v in _pairs(args.allow, "--allow").items()}
-    fixed = {layer: _int_list(v, "--fix")[0] for layer, v in _pairs(args.fix, "--fix").items()}
+    fixed = {layer: _one_int(v, "--fix", layer) for layer, v in _pairs(args.fix, "--fix").items()}
     ties = [[n.strip() for n in text.split(",") if n.strip()] for text in args.tie]
     for group in ties:
         if len(group) < 2:
@@ -244,13 +292,22 @@ def _text(result: BitAllocation, problem: BitAllocationProblem) -> str:
     return "\n".join(lines)
 
 
+def _sweep_points(points: int, problem: BitAllocationProblem) -> int | None:
+    """The ``points`` of :func:`sensitivity_front` for ``--points``: ``None`` (the exact front) for 0, and
+    for a sweep at least as long as the problem has distinct assignments, whose front the exact sweep finds
+    in full with fewer solves."""
+    if points < 0 or points == 1 or points > MAX_POINTS:
+        raise CodesignError(f"--points must be 0 (exact front) or between 2 and {MAX_POINTS}, got {points}")
+    return None if points == 0 or points >= problem.assignments else points
+
+
 def handle(args: argparse.Namespace) -> int:
+    if args.out:
+        check_output_file(args.out, "--out")
     problem, layers = _build(args)
     notes = layers.notes()
     if args.front:
-        if args.points < 0 or args.points == 1:
-            raise CodesignError(f"--points must be 0 (exact front) or >= 2, got {args.points}")
-        front = sensitivity_front(problem, args.front, points=args.points or None)
+        front = sensitivity_front(problem, args.front, points=_sweep_points(args.points, problem))
         payload: Any = {"column": args.front, "points": [p.to_dict() for p in front]}
         text = _front_text(front, args.front)
     else:
@@ -262,12 +319,9 @@ def handle(args: argparse.Namespace) -> int:
         text += "".join(f"\nnote: {line}" for line in notes)
     if args.format == "json":
         text = json.dumps(payload, indent=2)
+    sys.stdout.write(text + "\n")  # first: a failing --out loses nothing
     if args.out:
-        try:
-            Path(args.out).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise CodesignError(f"--out {args.out}: cannot write ({exc.strerror})") from None
-    sys.stdout.write(text + "\n")
+        write_output_file(args.out, json.dumps(payload, indent=2) + "\n", "--out")
     return 0
 
 

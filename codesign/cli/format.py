@@ -1,9 +1,12 @@
-"""Terminal formatting shared by the subcommands (plain Python: printing a table needs no pandas)."""
+"""Terminal formatting shared by the subcommands (plain Python: printing a table needs no pandas), and the
+checks and writes of their output files."""
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -63,14 +66,54 @@ def _numeric(cells: list[str]) -> bool:
     return any(c != "-" for c in cells) and all(c == "-" or _is_number(c) for c in cells)
 
 
-def non_negative_int(text: str) -> int:
-    """An argparse ``type`` for seeds and indices: a non-negative integer, else argparse's one-line error."""
+def _int_at_least(text: str, low: int, kind: str) -> int:
     import argparse
 
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a {kind} integer, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected a {kind} integer, got {value}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse ``type`` for seeds and indices: a non-negative integer, else argparse's one-line error."""
+    return _int_at_least(text, 0, "non-negative")
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for counts and intervals: an integer of at least 1, else argparse's one-line error."""
+    return _int_at_least(text, 1, "positive")
+
+
+def check_output_file(path: str, flag: str) -> Path:
+    """Check, before any work, that ``path`` can receive a file: it is not a folder and no file stands
+    where one of its folders belongs. Missing folders are fine: :func:`write_output_file` creates them,
+    as most tools that write an output file do."""
+    from codesign.core.errors import CodesignError
+
+    target = Path(path)
+    if not target.name or path.endswith(("/", os.sep)) or target.is_dir():
+        raise CodesignError(f"{flag} {path}: is a folder; give a file name")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CodesignError(f"{flag} {path}: {parent} is a file, not a folder")
+            break
+    return target
+
+
+def write_output_file(path: str, text: str, flag: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path``, creating its missing folders; any failure is a one-line
+    :class:`CodesignError` naming the option and the path."""
+    from codesign.core.errors import CodesignError
+
+    target = check_output_file(path, flag)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CodesignError(f"{flag} {path}: cannot write ({exc.strerror or exc})") from None
+    return target

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from codesign.cli.format import non_negative_int
@@ -66,6 +67,48 @@ def _space_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
+def _check_target(target: Path, name: str, force: bool) -> Path:
+    """Refuse, before reading the table, a model folder that cannot be written or must not be replaced."""
+    from codesign.core.errors import CodesignError
+    from codesign.predictors.measured import META_FILE
+
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CodesignError(f"--out: {parent} is a file, not a folder of models")
+            break
+    if target.exists():
+        if not force:
+            raise CodesignError(f"a model named {name!r} already exists at {target}; pass --force to replace it")
+        if not (target / META_FILE).is_file():
+            raise CodesignError(f"{target} exists but holds no measured model ({META_FILE}); refusing to replace it")
+    return target
+
+
+def _save(model: Any, target: Path) -> None:
+    """Save into a fresh folder beside ``target``, then swap it in: a replaced model leaves no file of the
+    old one behind (an energy predictor the new one lacks), and a failed save leaves the old one whole."""
+    import shutil
+    import uuid
+
+    from codesign.core.errors import CodesignError
+
+    staging = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:12]}"
+    retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:12]}"
+    try:
+        model.save(staging)
+        if target.exists():
+            target.rename(retired)
+        staging.rename(target)
+    except OSError as exc:
+        if retired.exists() and not target.exists():
+            retired.rename(target)
+        raise CodesignError(f"cannot save the model to {target} ({exc.strerror or exc})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(retired, ignore_errors=True)
+
+
 def handle_import(args: argparse.Namespace) -> int:
     from codesign.core.errors import CodesignError
     from codesign.predictors.measured import NEAR_ZERO, MeasuredModel, models_dir
@@ -73,9 +116,7 @@ def handle_import(args: argparse.Namespace) -> int:
 
     if not _NAME.match(args.name):
         raise CodesignError(f"--name {args.name!r}: expected letters, digits, '_', '.' or '-' (no path separators)")
-    target = models_dir(args.out) / args.name
-    if target.exists() and not args.force:
-        raise CodesignError(f"a model named {args.name!r} already exists at {target}; pass --force to replace it")
+    target = _check_target(models_dir(args.out) / args.name, args.name, args.force)
     from search_spaces.registry import make_space
 
     options = _space_options(args.space_option)
@@ -92,7 +133,7 @@ def handle_import(args: argparse.Namespace) -> int:
         energy_mj=table.energy_mj, prior=prior, prior_name=args.prior, device=args.device,
         clock_mhz=args.clock_mhz, seed=args.seed,
     )  # fmt: skip
-    model.save(target)
+    _save(model, target)
     c = model.confidence
     print(f"imported {len(table)} measurements as {args.name!r} -> {target}")
     if table.merged:

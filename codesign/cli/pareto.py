@@ -7,6 +7,9 @@ import argparse
 import sys
 from typing import Any
 
+PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp", "gif")
+"""File types ``--plot`` writes (matplotlib's, less those that need tools beyond it, such as LaTeX for pgf)."""
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("pareto", help="query, filter, export, plot and compare stored fronts", description=__doc__)
@@ -26,8 +29,12 @@ def register(sub: Any) -> None:
         help="compare studies that ran on different hardware models, devices or clocks (refused otherwise)",
     )
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    p.add_argument("--output", "-o", help="write to this file instead of standard output")
-    p.add_argument("--plot", help="also save a scatter plot of the front (PNG or PDF)")
+    p.add_argument("--output", "-o", help="write to this file instead of standard output (missing folders are created)")
+    p.add_argument(
+        "--plot",
+        help=f"also save a scatter plot of the front; the file type follows the extension: {', '.join(PLOT_FORMATS)} "
+        "(missing folders are created)",
+    )
     p.set_defaults(handler=handle)
 
 
@@ -42,10 +49,41 @@ def _pairs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     return list(zip(args.targets, studies or [None] * len(args.targets), strict=True))
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any study is read, an output or plot path that cannot be written."""
+    from pathlib import Path
+
+    from codesign.cli.format import check_output_file
+    from codesign.core.errors import CodesignError
+
+    if args.output:
+        check_output_file(args.output, "--output")
+    if args.plot:
+        check_output_file(args.plot, "--plot")
+        suffix = Path(args.plot).suffix.lower().removeprefix(".")
+        if suffix not in PLOT_FORMATS:
+            found = f"unsupported file type {'.' + suffix!r}" if suffix else "no file extension"
+            raise CodesignError(f"--plot {args.plot}: {found}; use one of {', '.join('.' + f for f in PLOT_FORMATS)}")
+
+
+def _plot(fronts: list[Any], path: str) -> None:
+    from pathlib import Path
+
+    from codesign.core.errors import CodesignError
+    from codesign.results.front import plot_fronts
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        plot_fronts(fronts, path)
+    except OSError as exc:
+        raise CodesignError(f"--plot {path}: cannot write ({exc.strerror or exc})") from None
+
+
 def handle(args: argparse.Namespace) -> int:
     from codesign.cli.format import table
     from codesign.results.front import compare_fronts, load_front, parse_filters, parse_objectives
 
+    _check_outputs(args)
     objectives = parse_objectives(args.objectives) if args.objectives else None
     filters = parse_filters(args.where)
     fronts = [
@@ -55,10 +93,6 @@ def handle(args: argparse.Namespace) -> int:
         )
         for target, study in _pairs(args)
     ]
-    if args.plot:
-        from codesign.results.front import plot_fronts
-
-        plot_fronts(fronts, args.plot)
     if len(fronts) > 1:
         compared = compare_fronts(fronts, mixed_hardware=args.mixed_hardware)
         if args.format == "table":
@@ -69,6 +103,8 @@ def handle(args: argparse.Namespace) -> int:
         else:
             text = _export(compared, args.format)
         _emit(text, args.output)
+        if args.plot:
+            _plot(fronts, args.plot)
         return 0
     front = fronts[0]
     if args.format == "json":
@@ -81,7 +117,9 @@ def handle(args: argparse.Namespace) -> int:
             f"{', '.join(f'{n} ({d})' for n, d in front.objectives)}, {_pool(front, args.verified)}"
         )
         text = head + "\n" + table(front.rows, front.summary_columns())
-    _emit(text, args.output)
+    _emit(text, args.output)  # before the plot: a plot that fails loses no answer
+    if args.plot:
+        _plot(fronts, args.plot)
     return 0
 
 
@@ -97,8 +135,9 @@ def _export(frame: Any, fmt: str) -> str:
 
 
 def _emit(text: str, output: str | None) -> None:
+    from codesign.cli.format import write_output_file
+
     if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text.rstrip("\n") + "\n")
+        write_output_file(output, text.rstrip("\n") + "\n", "--output")
     else:
         sys.stdout.write(text.rstrip("\n") + "\n")

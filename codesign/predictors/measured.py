@@ -384,8 +384,23 @@ class MeasuredModel(HardwareModel):
 
     @classmethod
     def load(cls, folder: str | Path, *, catalog: DeviceCatalog | None = None) -> MeasuredModel:
-        """Read a model saved by :meth:`save`; the prior is rebuilt by name from the hardware-model registry."""
-        path = Path(folder)
+        """Read a model saved by :meth:`save`; the prior is rebuilt by name from the hardware-model registry.
+        A corrupt or edited model (missing or mistyped fields, a damaged predictor file) is a
+        :class:`CodesignError` naming the folder."""
+        try:
+            return cls._load(Path(folder), catalog=catalog)
+        except CodesignError:
+            raise
+        except Exception as exc:  # json, xgboost and the dataclasses raise many types for damaged files
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise CodesignError(
+                f"measured hardware model at {folder} is corrupt ({type(exc).__name__}{': ' + detail if detail else ''}); "
+                "import it again with codesign hardware import"
+            ) from None
+
+    @classmethod
+    def _load(cls, path: Path, *, catalog: DeviceCatalog | None = None) -> MeasuredModel:
+        """:meth:`load` without the translation of unexpected errors."""
         if not (path / META_FILE).is_file():
             raise CodesignError(f"no measured hardware model at {path}: {META_FILE} not found")
         try:

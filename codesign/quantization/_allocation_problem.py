@@ -18,6 +18,11 @@ import numpy as np
 from codesign.core.errors import CodesignError
 from codesign.quantization._budget import Budget
 
+MIN_VALUE = 1e-100
+MAX_VALUE = 1e100
+"""The range of a non-zero omega or cost value: far beyond any unit's, and narrow enough that the program's
+scaled rows (values and budget limits divided by a column's largest value) stay finite."""
+
 
 @dataclass(frozen=True)
 class BitAllocationProblem:
@@ -25,7 +30,8 @@ class BitAllocationProblem:
 
     ``choices[i]`` are the allowed bit-widths of ``layers[i]`` (ascending), ``omega[i][k]`` the
     perturbation of that layer at ``choices[i][k]``, and ``costs`` maps each cost column to a table of the
-    same shape. Every omega and cost value must be finite and non-negative. ``ties`` are groups of layers that must share their bit-width, ``fixed`` pins layers to one
+    same shape. Every omega and cost value must be 0 or between :data:`MIN_VALUE` and :data:`MAX_VALUE`.
+    ``ties`` are groups of layers that must share their bit-width, ``fixed`` pins layers to one
     bit-width. Build one from nested mappings with :meth:`from_tables`.
     """
 
@@ -150,6 +156,12 @@ class BitAllocationProblem:
         )
 
     @property
+    def assignments(self) -> int:
+        """How many distinct bit assignments the problem admits (ties and fixed layers respected): no
+        front of it has more points."""
+        return math.prod(len(g.bits) for g in self._groups)
+
+    @property
     def columns(self) -> tuple[str, ...]:
         return tuple(c for c, _ in self.costs)
 
@@ -225,6 +237,11 @@ def _check_row(name: str, bits: tuple[int, ...], row: tuple[float, ...], what: s
             raise CodesignError(
                 f"layer {name!r} at {b} bits: {what} is {v!r}; values must be non-negative "
                 "(a perturbation or cost below zero is not meaningful)"
+            )
+        if v != 0 and not MIN_VALUE <= v <= MAX_VALUE:
+            raise CodesignError(
+                f"layer {name!r} at {b} bits: {what} is {v!r}; values must be 0 or between {MIN_VALUE:g} and "
+                f"{MAX_VALUE:g} (give the column in another unit)"
             )
 
 

@@ -156,10 +156,10 @@ def _solve_once(
     with warnings.catch_warnings():
         # pulp 3.x announces the bundled CBC's removal in 4.0; it is the only CBC a plain install has
         warnings.simplefilter("ignore", DeprecationWarning)
-        # CBC 2.10's integer preprocessing can drop the optimum after substituting fixed rows: keep it off
-        solver = pulp.PULP_CBC_CMD(
-            msg=False, timeLimit=time_limit_s, gapRel=0.0, threads=1, options=["preprocess off"]
-        )
+        # CBC 2.10's integer preprocessing can drop the optimum after substituting fixed rows: keep it off.
+        # No ``threads`` option: CBC is single-threaded without it, and with ``-threads 1`` about one solve in
+        # a hundred stalls for 10 s before it returns
+        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=0.0, options=["preprocess off"])
         status = prog.solve(solver)
     if status == pulp.LpStatusInfeasible:
         return None

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from codesign.core.errors import CodesignError
 
+MAX_LIMIT = 1e200
+"""The largest absolute limit a budget may give (cost values are at most 1e100, so a limit beyond this
+can bind nothing, and dividing it by a column's scale would overflow)."""
 _BUDGET_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*<=\s*(alpha\s*:)?\s*(\S+)\s*$")
 
 
@@ -33,6 +36,10 @@ class Budget:
         value = self.limit if self.limit is not None else self.alpha
         if not isinstance(value, int | float) or not math.isfinite(value):
             raise CodesignError(f"budget on {self.column!r}: expected a finite number, got {value!r}")
+        if self.limit is not None and abs(self.limit) > MAX_LIMIT:
+            raise CodesignError(
+                f"budget on {self.column!r}: the limit must lie within +-{MAX_LIMIT:g}, got {self.limit!r}"
+            )
         if self.alpha is not None and not 0.0 <= self.alpha <= 1.0:
             raise CodesignError(f"budget on {self.column!r}: alpha must lie in [0, 1], got {self.alpha}")
 

@@ -21,12 +21,19 @@ from collections.abc import Sequence
 
 from codesign.core.values import Network
 from codesign.quantization._allocation_front import sensitivity_front
-from codesign.quantization._allocation_problem import BitAllocation, BitAllocationProblem
+from codesign.quantization._allocation_problem import (
+    MAX_VALUE,
+    MIN_VALUE,
+    BitAllocation,
+    BitAllocationProblem,
+)
 from codesign.quantization._allocation_program import allocate_bits, solve_program
 from codesign.quantization._budget import Budget
 from codesign.quantization._notes import negative_trace_note
 
 __all__ = [
+    "MAX_VALUE",
+    "MIN_VALUE",
     "BitAllocation",
     "BitAllocationProblem",
     "Budget",

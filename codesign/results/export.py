@@ -4,6 +4,9 @@ accelerator configuration, written to a folder that loads back without the study
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +45,69 @@ if __name__ == "__main__":
 '''
 
 
-def export_pair(storage: str | Path, trial_number: int, out_dir: str | Path, *, study: str | None = None) -> Path:
+def check_export_target(out_dir: str | Path, *, force: bool = False) -> Path:
+    """Refuse, before any work, a folder ``out_dir`` that an export cannot write without losing a file:
+    one whose path has a file where a folder belongs, or (without ``force``) an existing file, or a folder
+    already holding an exported pair's files. ``force`` lets the export replace them."""
+    out = Path(out_dir)
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CodesignError(f"cannot export to {out}: {parent} is a file, not a folder")
+            break
+    if out.exists() and not out.is_dir():
+        if not force:
+            raise CodesignError(
+                f"cannot export to {out}: it is a file (a pair is a folder of {WEIGHTS}, {PAIR_JSON}, {LOADER}); "
+                "pass --force to replace the file"
+            )
+    elif out.is_dir():
+        held = [name for name in (WEIGHTS, PAIR_JSON, LOADER) if (out / name).exists()]
+        blocked = [name for name in held if (out / name).is_dir()]
+        if blocked:
+            raise CodesignError(f"cannot export to {out}: {', '.join(blocked)} in it is a folder")
+        if held and not force:
+            raise CodesignError(
+                f"cannot export to {out}: it already holds an exported pair ({', '.join(held)}); pass --force to overwrite it"
+            )
+    return out
+
+
+def _write_pair(out: Path, model: torch.nn.Module, doc: dict[str, Any]) -> None:
+    """Write the three files into a fresh folder beside ``out``, then move them into place: a failed write
+    (a full disk, say) leaves ``out`` as it was, and a file that ``out`` replaces goes only once the new
+    files exist."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:12]}"
+        staging.mkdir()  # not mkdtemp: the folder keeps the user's usual permissions when it becomes ``out``
+    except OSError as exc:
+        raise CodesignError(f"cannot export to {out}: {exc.strerror or exc}") from None
+    try:
+        torch.save(model.state_dict(), staging / WEIGHTS)
+        (staging / PAIR_JSON).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        (staging / LOADER).write_text(_LOADER_TEXT, encoding="utf-8")
+        if out.is_dir():
+            for name in (WEIGHTS, PAIR_JSON, LOADER):
+                os.replace(staging / name, out / name)
+        else:
+            if out.exists():
+                out.unlink()  # a file, which check_export_target let go only with force
+            staging.rename(out)
+    except OSError as exc:
+        raise CodesignError(f"cannot export to {out}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def export_pair(
+    storage: str | Path, trial_number: int, out_dir: str | Path, *, study: str | None = None, force: bool = False
+) -> Path:
     """Write trial ``trial_number``'s pair to ``out_dir``: ``model.pt`` (state dict), ``pair.json`` (space,
-    architecture, per-layer bits with layer names, accelerator, metrics) and ``load_model.py``."""
+    architecture, per-layer bits with layer names, accelerator, metrics) and ``load_model.py``. An existing
+    file at ``out_dir``, or a pair already exported there, is replaced only with ``force``
+    (:func:`check_export_target`, checked before the study is read)."""
+    out = check_export_target(out_dir, force=force)
     backend = open_existing_storage(storage)
     name = pick_study(backend, study)
     loaded = optuna.load_study(study_name=name, storage=backend)
@@ -64,9 +127,6 @@ def export_pair(storage: str | Path, trial_number: int, out_dir: str | Path, *, 
     arch = problem.space.from_id(candidate.arch_id)
     network = problem.space.network(arch, candidate.weight_bits, candidate.act_bits)
     model = problem.accuracy.trained_model(arch, candidate.weight_bits, candidate.act_bits)  # type: ignore[attr-defined]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / WEIGHTS)
     doc: dict[str, Any] = {
         "study": name,
         "trial": trial_number,
@@ -81,8 +141,7 @@ def export_pair(storage: str | Path, trial_number: int, out_dir: str | Path, *, 
         "fidelity": trial.user_attrs.get(ATTR_FIDELITY, {}),
         "network": network.to_dict(),
     }
-    (out / PAIR_JSON).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    (out / LOADER).write_text(_LOADER_TEXT, encoding="utf-8")
+    _write_pair(out, model, doc)
     return out
 
 

@@ -73,6 +73,29 @@ def test_saved_model_predicts_identically(board, tmp_path):
     assert loaded.confidence == model.confidence
 
 
+@pytest.mark.parametrize(
+    ("target", "damage"),
+    [
+        ("measured.json", lambda p: p.write_text(p.read_text()[:40])),
+        ("measured.json", lambda p: p.write_text('{"format_version": 2}')),
+        ("measured.json", lambda p: p.write_bytes(b"\xff\xfe garbage")),
+        ("latency/residual.json", lambda p: p.write_text("not a booster")),
+        ("latency", lambda p: [f.write_text("{") for f in p.glob("*.json")]),
+    ],
+)
+def test_a_corrupt_measured_model_is_reported(board, tmp_path, target, damage):
+    networks, accels, latency = board
+    model = MeasuredModel.fit(name="m", networks=networks, accels=accels, latency_ms=latency)
+    model.save(tmp_path / "m")
+    path = tmp_path / "m" / target
+    if not path.exists():
+        pytest.skip(f"this fit saved no {target}")
+    damage(path)
+    with pytest.raises(CodesignError, match=f"{tmp_path / 'm'}") as caught:
+        MeasuredModel.load(tmp_path / "m")
+    assert "\n" not in str(caught.value)
+
+
 def test_existing_name_needs_force(board, tmp_path):
     networks, accels, latency = board
     table_path = tmp_path / "small.csv"

@@ -12,7 +12,7 @@ import pytest
 from codesign.config import load_config
 from codesign.experiment import run_experiment
 from codesign.results.front import load_front
-from codesign.search.storage import ATTR_VERIFIED, open_existing_storage
+from codesign.search.storage import open_existing_storage, save_verified, verified_records
 from tests.helpers import digits_yaml
 
 
@@ -48,7 +48,7 @@ def test_the_front_is_the_searched_front(run: tuple[Path, optuna.Study]) -> None
     front = load_front(out)
     objectives = [("accuracy", "maximize"), ("latency_ms", "minimize")]
     assert {p.trial for p in front.pairs()} == _brute_front(study, objectives)
-    verified = study.user_attrs[ATTR_VERIFIED]
+    verified = verified_records(study)
     for pair in front.pairs():
         assert str(pair.trial) in verified, "every chosen pair is measured on the test split"
         assert pair.metrics["accuracy"] == pair.metrics["accuracy_search"]
@@ -61,15 +61,13 @@ def test_test_numbers_never_select(run: tuple[Path, optuna.Study]) -> None:
     front_trials = {p.trial for p in load_front(out).pairs()}
     dominated = [t for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)) if t.number not in front_trials]
     assert dominated, "the run should leave some trial off the front"
-    verified = dict(study.user_attrs[ATTR_VERIFIED])
     victim = dominated[0]
-    verified[str(victim.number)] = {
+    save_verified(study, victim.number, {
         "metrics": {**victim.user_attrs["codesign.metrics"], "accuracy": 1.0},
         "fidelity": {},
         "split": "test",
         "searched": {},
-    }
-    study.set_user_attr(ATTR_VERIFIED, verified)
+    })
     again = load_front(out)
     assert {p.trial for p in again.pairs()} == front_trials
     assert victim.number not in {p.trial for p in load_front(out, verified=True).pairs()}
@@ -119,9 +117,11 @@ def test_the_cli_says_which_pool_it_ranked_and_plots_several_studies(
     plot = tmp_path / "both.png"
     assert main(["pareto", str(out), str(out), "--plot", str(plot)]) == 0
     assert plot.stat().st_size > 1000
-    assert main(["pareto", str(out), "--plot", str(tmp_path / "nowhere" / "x.png")]) == 2
+    assert main(["pareto", str(out), "--plot", str(tmp_path / "nowhere" / "x.png")]) == 0  # its folder is made
+    assert (tmp_path / "nowhere" / "x.png").stat().st_size > 1000
+    assert main(["pareto", str(out), "--plot", str(tmp_path / "x.xyz")]) == 2
     err = capsys.readouterr().err
-    assert "does not exist" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "x.xyz" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_comparisons_print_their_reference_and_refuse_mixed_hardware(
