@@ -55,7 +55,8 @@ class MBConvSpace(StagedSpaceMixin):
 
     def __post_init__(self) -> None:
         self._check_options(
-            (("depths", self.depths), ("kernels", self.kernels), ("expansions", self.expansions))
+            (("depths", self.depths), ("kernels", self.kernels), ("expansions", self.expansions)),
+            (("head_channels", self.head_channels, 0),),
         )
         if any(k % 2 == 0 for k in self.kernels):
             raise CodesignError(f"{self.name}: kernel sizes must be odd, got {self.kernels!r}")

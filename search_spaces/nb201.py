@@ -229,7 +229,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
     import pandas as pd
 
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except (OSError, ValueError) as exc:  # a name longer than the file system allows, a NUL in it
+        raise CodesignError(f"NAS-Bench-201 table: cannot use the path {str(path)[:80]!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not found:
         raise CodesignError(
             f"NAS-Bench-201 table not found at {path}; expected nb201_accuracy_latency.csv.gz "
             "(see ../shared/data/README.md for its columns)"
@@ -314,6 +318,12 @@ class NB201Space:
     non-``none`` operation, as an implementation that instantiates each edge does (HW-NAS-Bench's FPGA
     latencies were measured that way), and lists the ones that cannot affect it in
     :attr:`codesign.core.values.Network.dead`."""
+
+    def __post_init__(self) -> None:
+        if self.table is not None and not isinstance(self.table, NB201Table):
+            raise CodesignError(f"nb201: table must be an NB201Table or the path of its file, got {self.table!r}")
+        if not isinstance(self.prune, bool):
+            raise CodesignError(f"nb201: prune must be true or false, got {self.prune!r}")
 
     def _live(self, arch: NB201Arch) -> tuple[bool, ...]:
         return live_edges(arch) if self.prune else tuple(op != "none" for op in arch.ops)

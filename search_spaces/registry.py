@@ -9,14 +9,15 @@ project's ``setup.cfg`` exactly as a third-party space is in its own::
     codesign.search_spaces =
         my_space = my_package.spaces:make_my_space
 
-A preset's options override its fields (lists from YAML become tuples); an unknown option is an error
-naming the known ones.
+A preset's options override its fields (lists from YAML become tuples), each checked against its
+field's type (:func:`search_spaces.options.dataclass_options`); an unknown or wrongly typed option is an
+:class:`search_spaces.options.OptionError` naming it.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +25,20 @@ from codesign.core.errors import CodesignError
 from codesign.core.plugins import SEARCH_SPACES, load_plugin, plugin_names
 from search_spaces.base import ArchitectureSpace
 from search_spaces.mbconv import MBConvSpace
+from search_spaces.options import dataclass_options
 from search_spaces.resnet import ResNetSpace
 
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    return value
+FIXED_OPTIONS = {"name": "a space is named by its registry entry; the name cannot be set as an option"}
 
 
 def with_options(space: Any, options: dict[str, Any]) -> Any:
-    """``space`` (a frozen dataclass) with ``options`` overriding its fields."""
+    """``space`` (a frozen dataclass) with ``options`` overriding its fields; an unknown or wrongly typed
+    option is an :class:`~search_spaces.options.OptionError` naming it."""
     if not options:
         return space
-    known = {f.name for f in fields(space)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise CodesignError(
-            f"search space {space.name!r}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    return replace(space, **{key: _freeze(value) for key, value in options.items()})
+    owner = f"search space {space.name!r}"
+    values = dataclass_options(type(space), options, owner=owner, fixed=FIXED_OPTIONS)
+    return replace(space, **values)
 
 
 def mbconv_digits(**options: Any) -> MBConvSpace:
@@ -101,7 +96,7 @@ def nb201(**options: Any) -> Any:
 
     if isinstance(options.get("table"), str | Path):
         # a table given by path (e.g. from YAML) is loaded here, where names become objects
-        options["table"] = NB201Table.load(options["table"])
+        options = {**options, "table": NB201Table.load(options["table"])}
     return with_options(NB201Space(), options)
 
 
@@ -110,14 +105,16 @@ def space_names() -> tuple[str, ...]:
     return plugin_names(SEARCH_SPACES)
 
 
-def make_space(name: str, **options: Any) -> ArchitectureSpace:
-    """The space registered as ``name`` built with ``options`` (e.g. ``depths=[1, 2, 3]``)."""
+def make_space(name: str, /, **options: Any) -> ArchitectureSpace:
+    """The space registered as ``name`` built with ``options`` (e.g. ``depths=[1, 2, 3]``); a bad option
+    is a :class:`CodesignError` (an :class:`~search_spaces.options.OptionError` where one option is to
+    blame)."""
     factory = load_plugin(SEARCH_SPACES, name)
     if not callable(factory):
         raise CodesignError(f"search space {name!r}: {factory!r} is not a factory")
     try:
         space = factory(**options)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # a third-party factory's own complaint about its options
         raise CodesignError(f"search space {name!r}: bad options {sorted(options)} ({exc})") from None
     if inspect.isclass(space) or not isinstance(space, ArchitectureSpace):
         raise CodesignError(f"search space {name!r}: {space!r} lacks the ArchitectureSpace methods")

@@ -11,6 +11,15 @@ import numpy as np
 from codesign.core.errors import CodesignError
 from search_spaces.netbuilder import NetworkBuilder
 
+MAX_SIZE = 65_536
+"""The largest width, channel count or input side a staged space accepts (a larger one is a slip)."""
+MAX_SMALL = 64
+"""The largest depth, kernel, expansion or stride a staged space accepts."""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
 
 class StagedSpaceMixin:
     """Mixed into a frozen space dataclass that defines ``choices``, ``to_choices``, ``from_choices``,
@@ -18,6 +27,9 @@ class StagedSpaceMixin:
 
     name: str
     input_shape: tuple[int, int, int]
+    num_classes: int
+    stem_channels: int
+    stem_stride: int
     stage_widths: tuple[tuple[int, ...], ...]
     stage_strides: tuple[int, ...]
 
@@ -39,26 +51,49 @@ class StagedSpaceMixin:
     def n_weighted(self, arch: Any) -> int:
         raise NotImplementedError
 
-    def _check_options(self, lists: Iterable[tuple[str, tuple[int, ...]]]) -> None:
-        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+    def _check_options(
+        self,
+        lists: Iterable[tuple[str, tuple[int, ...]]],
+        scalars: Iterable[tuple[str, int, int]] = (),
+    ) -> None:
+        """Raise :class:`CodesignError` naming the first option that is not what the space needs: ``lists``
+        (label, values) must hold distinct positive integers, ``scalars`` (label, value, lowest) integers
+        from ``lowest`` to :data:`MAX_SIZE`; the shared fields are checked too."""
+        shape = self.input_shape
+        if not isinstance(shape, tuple) or len(shape) != 3 or any(not _is_int(v) or not 1 <= v <= MAX_SIZE for v in shape):
             raise CodesignError(
-                f"{self.name}: input_shape must be (channels, height, width), got {self.input_shape!r}"
+                f"{self.name}: input_shape must be (channels, height, width), positive integers, got {shape!r}"
             )
-        if not self.stage_widths or len(self.stage_widths) != len(self.stage_strides):
+        for label, value, low in (
+            ("num_classes", self.num_classes, 2),
+            ("stem_channels", self.stem_channels, 1),
+            ("stem_stride", self.stem_stride, 1),
+            *scalars,
+        ):
+            if not _is_int(value) or not low <= value <= MAX_SIZE:
+                raise CodesignError(f"{self.name}: {label} must be an integer in [{low}, {MAX_SIZE}], got {value!r}")
+        if not isinstance(self.stage_widths, tuple) or not self.stage_widths:
+            raise CodesignError(f"{self.name}: stage_widths must be a list of width lists, one per stage, got {self.stage_widths!r}")
+        self._check_list("stage_strides", self.stage_strides, MAX_SMALL, distinct=False)
+        if len(self.stage_widths) != len(self.stage_strides):
             raise CodesignError(
                 f"{self.name}: need one stride per stage, got {len(self.stage_widths)} stages and "
                 f"{len(self.stage_strides)} strides"
             )
-        widths = ((f"stage_widths[{i}]", w) for i, w in enumerate(self.stage_widths))
-        for label, values in (*lists, *widths):
-            if (
-                not values
-                or any(not isinstance(v, int) or v < 1 for v in values)
-                or len(set(values)) != len(values)
-            ):
-                raise CodesignError(
-                    f"{self.name}: {label} must be distinct positive integers, got {values!r}"
-                )
+        for i, values in enumerate(self.stage_widths):
+            self._check_list(f"stage_widths[{i}]", values, MAX_SIZE, distinct=True)
+        for label, values in lists:
+            self._check_list(label, values, MAX_SMALL, distinct=True)
+
+    def _check_list(self, label: str, values: object, high: int, *, distinct: bool) -> None:
+        if (
+            not isinstance(values, tuple)
+            or not values
+            or any(not _is_int(v) or not 1 <= v <= high for v in values)
+            or (distinct and len(set(values)) != len(values))
+        ):
+            what = "distinct integers" if distinct else "integers"
+            raise CodesignError(f"{self.name}: {label} must be {what} in [1, {high}], got {values!r}")
 
     def _is_active(self, key: str, arch: Any) -> bool:
         """Whether decision ``key`` matters for ``arch`` (all do unless a space says otherwise)."""

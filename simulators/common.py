@@ -8,8 +8,9 @@ same function on a single configuration, so the batch path and the scalar path a
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -211,8 +212,39 @@ def check_configs(template: str, configs: list[AcceleratorConfig] | tuple[Accele
     return configs[0].device
 
 
-def energy_table(energy: EnergyTable | None) -> EnergyTable:
-    return DEFAULT_ENERGY if energy is None else energy
+def _shown(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _as_float(value: float) -> float:
+    """``float(value)``; NaN for an integer too large for a float (so every bound check fails)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.nan
+
+
+def energy_table(energy: EnergyTable | Mapping[str, float] | None) -> EnergyTable:
+    """The ``energy`` option: the default constants, an :class:`EnergyTable`, or a mapping (from an
+    experiment file) of some of its fields to positive numbers of pJ, the rest left at their defaults."""
+    if energy is None:
+        return DEFAULT_ENERGY
+    if isinstance(energy, EnergyTable):
+        return energy
+    known = [f.name for f in fields(EnergyTable)]
+    if not isinstance(energy, Mapping):
+        raise CodesignError(
+            f"option energy must be a mapping of {', '.join(known)} to numbers of pJ, got {_shown(energy)}"
+        )
+    values: dict[str, float] = {}
+    for key, value in energy.items():
+        if key not in known:
+            raise CodesignError(f"option energy: unknown constant {_shown(key)}; known: {', '.join(known)}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < _as_float(value) < math.inf:
+            raise CodesignError(f"option energy: {key} must be a positive finite number, got {_shown(value)}")
+        values[key] = float(value)
+    return replace(DEFAULT_ENERGY, **values)
 
 
 def int_param(config: AcceleratorConfig, name: str) -> int:
@@ -235,7 +267,9 @@ class TemplateModel(HardwareModel):
 
     param_names: tuple[str, ...] = ()
 
-    def __init__(self, *, catalog: DeviceCatalog | None = None, energy: EnergyTable | None = None) -> None:
+    def __init__(
+        self, *, catalog: DeviceCatalog | None = None, energy: EnergyTable | Mapping[str, float] | None = None
+    ) -> None:
         super().__init__(catalog=catalog)
         self.energy = energy_table(energy)
 

@@ -43,5 +43,5 @@ def make_hardware_model(name: str, *, catalog: DeviceCatalog | None = None, **op
         raise CodesignError(f"hardware model {name!r}: {cls.__qualname__} does not implement {missing}")
     try:
         return cls(catalog=catalog, **options)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # the constructor's own complaint about its options
         raise CodesignError(f"hardware model {name!r}: bad options {sorted(options)} ({exc})") from None

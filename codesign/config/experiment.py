@@ -18,14 +18,56 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from codesign.core.errors import ConfigError
+from search_spaces.options import shown
 
 Direction = Literal["minimize", "maximize"]
+
+
+def _not_bool(value: Any) -> Any:
+    # pydantic reads true as 1: a boolean where a number belongs is a slip (trials: true), never a count
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()} (a boolean)")
+    return value
+
+
+def _path_text(value: Any) -> Any:
+    if isinstance(value, str) and "\0" in value:
+        raise ValueError("a path may not contain a NUL character")
+    return value
+
+
+PathText = Annotated[str, BeforeValidator(_path_text)]
+"""A path as written in the file (relative to it); a NUL character, which no file system takes, is refused."""
+Int = Annotated[int, BeforeValidator(_not_bool)]
+"""An integer; a boolean is refused (pydantic alone would read ``true`` as 1)."""
+Number = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+"""A finite number; a boolean, NaN and the infinities are refused."""
+
+NAME_MAX = 100
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_YAML_CHARS = 1_000_000
+"""The longest experiment file read (real ones are a few hundred characters)."""
+MAX_YAML_NODES = 100_000
+"""The most values an experiment file may hold once its aliases are expanded (a guard against alias
+bombs, which are small on disk and enormous in memory)."""
+MAX_YAML_DEPTH = 50
+"""The deepest nesting of lists and mappings an experiment file may have (expanded)."""
+SEED_MAX = 2**32 - 1
+"""The largest seed: Optuna's samplers seed numpy generators that take 32-bit seeds."""
 
 
 class _Strict(BaseModel):
@@ -37,8 +79,8 @@ class SpaceConfig(_Strict):
 
     architecture: str
     options: dict[str, Any] = Field(default_factory=dict)
-    weight_bits: tuple[int, ...] = (2, 4, 8)
-    act_bits: tuple[int, ...] = (4, 8)
+    weight_bits: tuple[Int, ...] = (2, 4, 8)
+    act_bits: tuple[Int, ...] = (4, 8)
 
     @field_validator("weight_bits", "act_bits")
     @classmethod
@@ -58,8 +100,8 @@ class HardwareConfig(_Strict):
 
     model: str = "overlay"
     device: str | None = None
-    clock_mhz: float | None = None
-    device_files: tuple[str, ...] = ()
+    clock_mhz: Number | None = None
+    device_files: tuple[PathText, ...] = ()
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("clock_mhz")
@@ -76,16 +118,16 @@ class AccuracyConfig(_Strict):
 
     method: Literal["scratch", "supernet", "table"] = "scratch"
     dataset: str = "digits"
-    data_dir: str | None = None
-    epochs: int = Field(default=3, ge=1, le=1000)
-    batch_size: int = Field(default=64, ge=1)
-    lr: float = Field(default=3e-3, gt=0)
-    train_subset: int | None = Field(default=None, ge=10)
-    qat_steps: int = Field(default=0, ge=0)
+    data_dir: PathText | None = None
+    epochs: Int = Field(default=3, ge=1, le=1000)
+    batch_size: Int = Field(default=64, ge=1, le=1_000_000)
+    lr: Number = Field(default=3e-3, gt=0)
+    train_subset: Int | None = Field(default=None, ge=10)
+    qat_steps: Int = Field(default=0, ge=0, le=1_000_000)
     """Quantization-aware fine-tuning steps after calibration (0: post-training quantization only)."""
     metric: str | None = None
-    cache_dir: str | None = None
-    threads: int = Field(default=1, ge=1, le=256)
+    cache_dir: PathText | None = None
+    threads: Int = Field(default=1, ge=1, le=256)
     """torch intra-op threads while training and measuring (1 is fastest for small networks); ``codesign run``
     sets it for its process, Python API users call ``torch.set_num_threads`` themselves."""
     supernet: dict[str, Any] = Field(default_factory=dict)
@@ -98,13 +140,13 @@ class StrategyConfig(_Strict):
 
 
 class BudgetConfig(_Strict):
-    trials: int = Field(default=50, ge=1)
-    seed: int = Field(default=0, ge=0)
-    timeout_s: float | None = Field(default=None, gt=0)
+    trials: Int = Field(default=50, ge=1)
+    seed: Int = Field(default=0, ge=0, le=SEED_MAX)
+    timeout_s: Number | None = Field(default=None, gt=0)
 
 
 class OutputConfig(_Strict):
-    dir: str | None = None
+    dir: PathText | None = None
 
 
 _CONSTRAINT = re.compile(r"^\s*(<=|>=)\s*([-+0-9.eE]+|inf)\s*$")
@@ -132,31 +174,52 @@ def parse_constraint(metric: str, text: object) -> Constraint:
     """``"<= 0.8"`` or ``">= 0.95"``; a bare number means ``<=``. The bound must be finite (not NaN or
     infinite); its range for the metric (accuracies are fractions in 0..1) is checked where the metric is
     known, by :func:`codesign.search.build.check_constraint_range`."""
-    if isinstance(text, bool):
-        raise ValueError(f"expected '<= number' or '>= number', got {text!r}")
+    expected = f"expected '<= number' or '>= number', got {shown(text)}"
+    if isinstance(text, bool):  # YAML reads yes/no/on/off as booleans
+        raise ValueError(f"{expected} (a boolean)")
+    number: str | float
     if isinstance(text, int | float):
-        op, bound = "<=", float(text)
+        op, number = "<=", text
+    elif isinstance(text, str) and (match := _CONSTRAINT.match(text)):
+        op, number = match.group(1), match.group(2)
     else:
-        match = _CONSTRAINT.match(str(text))
-        if not match:
-            raise ValueError(f"expected '<= number' or '>= number', got {text!r}")
-        op, bound = match.group(1), float(match.group(2))
+        raise ValueError(expected)
+    try:
+        bound = float(number)
+    except ValueError:
+        raise ValueError(expected) from None
+    except OverflowError:  # an integer beyond any float
+        bound = math.inf
     if not math.isfinite(bound):
-        raise ValueError(f"bound must be a finite number, got {text!r}")
+        raise ValueError(f"bound must be a finite number, got {shown(text)}")
     return Constraint(metric, op, bound)
 
 
 class _Experiment(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
+    """The study's name and its output folder's (``runs/NAME``): 1 to :data:`NAME_MAX` letters, digits,
+    ``_``, ``.`` and ``-``, not only dots."""
     description: str = ""
     space: SpaceConfig
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
     accuracy: AccuracyConfig = Field(default_factory=AccuracyConfig)
     objectives: dict[str, Direction]
-    constraints: dict[str, str | float] = Field(default_factory=dict)
+    constraints: dict[str, Any] = Field(default_factory=dict)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not 1 <= len(value) <= NAME_MAX:
+            raise ValueError(f"must be 1 to {NAME_MAX} characters, got {len(value)}")
+        if not NAME_PATTERN.match(value) or set(value) == {"."}:
+            raise ValueError(
+                f"must match the pattern {NAME_PATTERN.pattern} (letters, digits, '_', '.', '-'; "
+                f"not only dots), got {shown(value)}"
+            )
+        return value
 
     @field_validator("objectives")
     @classmethod
@@ -234,37 +297,97 @@ class ExperimentConfig:
         }
 
 
-def _check_duplicates(node: yaml.Node, path: tuple[str, ...]) -> None:
-    """Reject a mapping that has the same key twice, naming the full key path (PyYAML keeps the last)."""
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise ConfigError(
-                    ".".join((*path, key)), f"duplicate key (lines {seen[key]} and {line}); each key may appear once"
-                )
-            seen[key] = line
-            _check_duplicates(value_node, (*path, key))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _check_duplicates(item, (*path, str(i)))
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_YAML_DEPTH` from the event stream (PyYAML's parser is
+    iterative; its composer recurses, so the depth is checked before composing)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark is not None else "?"
+                raise ConfigError("", f"nested deeper than {MAX_YAML_DEPTH} levels at line {line}")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _check_tree(root: yaml.Node) -> None:
+    """Reject a mapping that has the same key twice, naming the full key path (PyYAML keeps the last), and
+    a document that aliases expand beyond :data:`MAX_YAML_NODES` values, :data:`MAX_YAML_DEPTH` levels or
+    into a cycle. Each distinct node is visited once (aliases share nodes), so a billion-laughs document
+    is refused after a few hundred steps instead of being walked."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    active: set[int] = set()
+
+    def visit(node: yaml.Node, path: tuple[str, ...]) -> None:
+        key = id(node)
+        if key in size:
+            return
+        if key in active:
+            raise ConfigError(".".join(path), "a YAML alias refers to a node that contains it (a cycle)")
+        active.add(key)
+        children: list[tuple[yaml.Node, tuple[str, ...]]] = []
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                full = str(key_node.value)
+                name = full[:MAX_KEY_SHOWN]
+                line = key_node.start_mark.line + 1
+                if full in seen:
+                    raise ConfigError(
+                        ".".join((*path, name)), f"duplicate key (lines {seen[full]} and {line}); each key may appear once"
+                    )
+                seen[full] = line
+                children += [(key_node, (*path, name)), (value_node, (*path, name))]
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(item, (*path, str(i))) for i, item in enumerate(node.value)]
+        for child, child_path in children:
+            visit(child, child_path)
+        active.discard(key)
+        size[key] = 1 + sum(size[id(child)] for child, _ in children)
+        depth[key] = 1 + max((depth[id(child)] for child, _ in children), default=0)
+        where = f"the value at {'.'.join(path)}" if path else "the document"
+        if size[key] > MAX_YAML_NODES:
+            raise ConfigError("", f"{where} holds more than {MAX_YAML_NODES:,} values once its YAML aliases are expanded")
+        if depth[key] > MAX_YAML_DEPTH:
+            raise ConfigError("", f"{where} nests deeper than {MAX_YAML_DEPTH} levels once its YAML aliases are expanded")
+
+    visit(root, ())
+
+
+MAX_KEY_SHOWN = 80
+"""Characters of a key kept in a key path."""
 
 
 def parse_yaml(text: str, *, origin: str = "<experiment>") -> Any:
+    """One YAML document, checked before it is built: no duplicate keys, at most :data:`MAX_YAML_CHARS`
+    characters, :data:`MAX_YAML_DEPTH` levels and :data:`MAX_YAML_NODES` values with aliases expanded;
+    any failure is a one-line :class:`ConfigError`."""
+    if len(text) > MAX_YAML_CHARS:
+        raise ConfigError("", f"{origin}: {len(text):,} characters; an experiment file may have at most {MAX_YAML_CHARS:,}")
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_depth(text)
+        node = loader.get_single_node()
         if node is None:
             return None
-        _check_duplicates(node, ())
-        return yaml.safe_load(text)
+        _check_tree(node)
+        return loader.construct_document(node)
+    except ConfigError as exc:
+        if exc.path:  # a key path names the place already
+            raise
+        raise ConfigError("", f"{origin}: {exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
         raise ConfigError("", f"{origin}: malformed YAML at {where}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError("", f"{origin}: malformed YAML: {exc}") from None
+    except (RecursionError, ValueError, OverflowError) as exc:  # a scalar PyYAML cannot build (a 13th month)
+        raise ConfigError("", f"{origin}: malformed YAML: {type(exc).__name__}: {shown(str(exc))}") from None
+    finally:
+        loader.dispose()
 
 
 def _allowed_keys(path: tuple[Any, ...]) -> list[str]:
@@ -294,7 +417,7 @@ def _format(error: Mapping[str, Any]) -> ConfigError:
     if isinstance(inner, _PathError):
         return ConfigError(".".join(inner.path), str(inner))
     if kind not in ("value_error",) and "input" in error:
-        message = f"{message} (got {error['input']!r})"
+        message = f"{message} (got {shown(error['input'])})"
     return ConfigError(".".join(loc), message)
 
 
@@ -338,12 +461,16 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
 IDENTITY_KEYS = ("space", "hardware", "accuracy", "objectives", "constraints", "strategy")
 """The parts of an experiment that must not change under an existing study."""
+MACHINE_LOCAL_ACCURACY = ("cache_dir", "data_dir", "threads")
+"""Settings of one machine, not of the experiment: workers elsewhere join the study with their own."""
 
 
 def config_record(config: ExperimentConfig) -> dict[str, Any]:
     """What a study stores about its experiment: the whole config, where it came from, and its identity."""
     doc = config.to_dict()
-    return {**doc, "source": str(config.source) if config.source else None, "identity": {k: doc[k] for k in IDENTITY_KEYS}}
+    identity = {k: doc[k] for k in IDENTITY_KEYS}
+    identity["accuracy"] = {k: v for k, v in identity["accuracy"].items() if k not in MACHINE_LOCAL_ACCURACY}
+    return {**doc, "source": str(config.source) if config.source else None, "identity": identity}
 
 
 def config_from_record(record: Mapping[str, Any]) -> ExperimentConfig:

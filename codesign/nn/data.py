@@ -93,6 +93,19 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
+def _check_idx_header(path: Path, magic: int) -> None:
+    """Raise :class:`CodesignError` unless ``path`` is a gzip file whose IDX header has ``magic``."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            head = fh.read(4)
+    except (OSError, EOFError) as exc:
+        raise CodesignError(f"MNIST file {path} is not a readable gzip file: {exc}") from None
+    found = int.from_bytes(head, "big") if len(head) == 4 else None
+    if found != magic:
+        kind = "images" if magic == 2051 else "labels"
+        raise CodesignError(f"MNIST file {path}: expected IDX {kind} (magic number {magic}), found {found}")
+
+
 def load_mnist_arrays(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(train_images, train_labels, test_images, test_labels)`` from the four IDX files in ``root``."""
     root = Path(root)
@@ -218,10 +231,22 @@ class MnistDataset(DatasetSource):
     name = "mnist"
 
     def check(self, root: Path | None = None) -> None:
+        """The folder exists and holds the four IDX files, each a gzip file whose header says images or
+        labels as its name does (only the first bytes are read)."""
         folder = Path(root) if root is not None else default_mnist_root()
+        try:
+            exists, is_dir = folder.exists(), folder.is_dir()
+        except (OSError, ValueError) as exc:  # a name longer than the file system allows, a NUL in it
+            raise CodesignError(f"MNIST folder {str(folder)[:80]!r}: cannot use the path: {getattr(exc, 'strerror', None) or exc}") from None
+        if not exists:
+            raise CodesignError(f"MNIST folder not found: {folder}; expected a folder with {', '.join(MNIST_FILES.values())}")
+        if not is_dir:
+            raise CodesignError(f"MNIST data must be a folder holding the four IDX files, but {folder} is a file")
         missing = [f for f in MNIST_FILES.values() if not (folder / f).is_file()]
         if missing:
             raise CodesignError(f"MNIST files missing in {folder}: {', '.join(missing)}")
+        for key, filename in MNIST_FILES.items():
+            _check_idx_header(folder / filename, 2051 if key.endswith("images") else 2049)
 
     def load(
         self, *, seed: int, root: Path | None = None, train_subset: int | None = None, val_size: int | None = None

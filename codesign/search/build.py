@@ -5,14 +5,21 @@ plugin registry (:mod:`codesign.core.plugins`: the entry-point groups, built-ins
 one is a :class:`ConfigError` with the key path and the known names, and so is a constraint bound outside
 its metric's range (:func:`check_constraint_range`; accuracies are fractions). :func:`build_problem` builds the
 search problem and :func:`build_strategy` the strategy. Heavy parts (data, trained models) are built
-lazily by the accuracy source, on first use.
+lazily by the accuracy source, on first use; what they will need is checked here, before any trial: every
+option's type (space, hardware model, strategy and its sampler, supernet schedule), the data folder, the
+cache folder (:func:`check_cache_dir`) and one network of the space.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
+import tempfile
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from codesign.config.experiment import Constraint, ExperimentConfig
 from codesign.core.errors import CodesignError, ConfigError
@@ -20,6 +27,7 @@ from codesign.core.values import RESOURCE_NAMES
 from codesign.search.problem import HARDWARE_METRICS, NETWORK_METRICS, CodesignProblem, Problem, TableProblem
 from codesign.search.strategies import Strategy, make_strategy
 from search_spaces.bitwidth import BitWidthSpace
+from search_spaces.options import OptionError, dataclass_options, shown
 from search_spaces.registry import make_space, space_names
 from simulators.devices import DeviceCatalog
 from simulators.registry import hardware_model_names, make_hardware_model
@@ -74,6 +82,8 @@ def catalog_for(config: ExperimentConfig) -> DeviceCatalog:
         return DeviceCatalog.load([f for f in files if f is not None])
     except CodesignError as exc:
         raise ConfigError("hardware.device_files", str(exc)) from None
+    except (OSError, ValueError) as exc:  # a path the file system refuses (too long, a NUL in it)
+        raise ConfigError("hardware.device_files", f"cannot read a device file: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _space(config: ExperimentConfig) -> Any:
@@ -82,6 +92,17 @@ def _space(config: ExperimentConfig) -> Any:
         raise ConfigError("space.architecture", f"unknown search space {name!r}; known: {', '.join(space_names())}")
     try:
         return make_space(name, **config.space.options)
+    except OptionError as exc:
+        raise ConfigError(f"space.options.{exc.key}", exc.detail) from None
+    except CodesignError as exc:
+        raise ConfigError("space.options", str(exc)) from None
+
+
+def _check_network(space: Any) -> None:
+    """Build one architecture's network, so options that give impossible shapes (a non-square input
+    before global pooling, a linear layer on a feature map) are found now, not at every trial."""
+    try:
+        space.network(space.sample(np.random.default_rng(0)))
     except CodesignError as exc:
         raise ConfigError("space.options", str(exc)) from None
 
@@ -96,13 +117,18 @@ def _measured(config: ExperimentConfig, catalog: DeviceCatalog) -> tuple[Any, st
 
     hw = config.hardware
     options = dict(hw.options)
-    directory = config.resolve(options.pop("models_dir", None))
+    folder = options.pop("models_dir", None)
+    if folder is not None and (not isinstance(folder, str) or "\0" in folder):
+        raise ConfigError("hardware.options.models_dir", f"expected the path of a folder, got {shown(folder)}")
+    directory = config.resolve(folder)
     if options:
         raise ConfigError("hardware.options", f"unknown option(s) {', '.join(sorted(options))} for a measured model; known: models_dir")
     try:
         model = load_measured(hw.model.removeprefix(MEASURED_PREFIX), directory, catalog=catalog)
     except CodesignError as exc:
         raise ConfigError("hardware.model", str(exc)) from None
+    except (OSError, ValueError) as exc:  # a path the file system refuses (too long, a NUL in it)
+        raise ConfigError("hardware.model", f"cannot read measured model {shown(hw.model)}: {getattr(exc, 'strerror', None) or exc}") from None
     if model.prior is None:
         resource_metrics = {*RESOURCE_NAMES, *(f"{n.removesuffix('18')}_fraction" for n in RESOURCE_NAMES)}
         named = [("constraints", c.metric) for c in config.constraints] + [("objectives", n) for n, _ in config.objectives]
@@ -138,6 +164,51 @@ def _hardware(config: ExperimentConfig, catalog: DeviceCatalog) -> tuple[Any, st
     except CodesignError as exc:
         raise ConfigError("hardware.options", str(exc)) from None
     return model, hw.device, hw.clock_mhz
+
+
+def check_cache_dir(config: ExperimentConfig) -> Path:
+    """The folder where measurements are cached (``accuracy.cache_dir``, else the default), checked:
+    it need not exist yet (it is created), but it must not be a file, and the nearest folder that
+    exists on its path must be writable. Raises :class:`ConfigError` at ``accuracy.cache_dir``."""
+    from codesign.nn.accuracy import default_cache_dir
+
+    given = config.resolve(config.accuracy.cache_dir)
+    folder = given if given is not None else default_cache_dir()
+    label = "" if given is not None else " (the default cache folder; set accuracy.cache_dir or $CODESIGN_CACHE)"
+    try:
+        folder = folder.absolute()
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError("accuracy.cache_dir", f"{folder} is a file, not a folder{label}")
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+    except (OSError, ValueError) as exc:  # an unreadable path, or a NUL in it
+        raise ConfigError("accuracy.cache_dir", f"cannot use {shown(str(folder))}{label}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not existing.is_dir():
+        raise ConfigError("accuracy.cache_dir", f"cannot create {folder}: {existing} is a file{label}")
+    if not os.access(existing, os.W_OK | os.X_OK) or not _can_write_in(existing):
+        raise ConfigError("accuracy.cache_dir", f"cannot create or write {folder}: {existing} is not writable{label}")
+    return folder
+
+
+def _can_write_in(folder: Path) -> bool:
+    """Whether a folder can be made in ``folder`` (tried, and removed again: permissions alone do not
+    tell, e.g. for root on a read-only or virtual file system)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".codesign-check-", dir=folder))
+    except OSError:
+        return False
+    return True
+
+
+def _check_supernet(config: ExperimentConfig) -> None:
+    """``accuracy.supernet`` (options of the supernet's training schedule) checked by building it."""
+    from codesign.nn.supernet import SupernetSchedule
+
+    try:
+        SupernetSchedule(**dataclass_options(SupernetSchedule, config.accuracy.supernet, owner="supernet schedule"))
+    except OptionError as exc:
+        raise ConfigError(f"accuracy.supernet.{exc.key}", exc.detail) from None
+    except CodesignError as exc:
+        raise ConfigError("accuracy.supernet", str(exc)) from None
 
 
 def _accuracy_source(config: ExperimentConfig, space: Any) -> Any:
@@ -188,6 +259,12 @@ def build_problem(config: ExperimentConfig) -> Problem:
             make_dataset(config.accuracy.dataset).check(config.resolve(config.accuracy.data_dir))
         except CodesignError as exc:
             raise ConfigError("accuracy.data_dir", str(exc)) from None
+        if config.accuracy.supernet and config.accuracy.method != "supernet":
+            raise ConfigError("accuracy.supernet", f"options of method 'supernet', but the method is {config.accuracy.method!r}")
+        if config.accuracy.method == "supernet":
+            _check_supernet(config)
+        check_cache_dir(config)
+        _check_network(space)
         catalog = catalog_for(config)
         model, device, clock = _hardware(config, catalog)
         bits = BitWidthSpace(weight_bits=config.space.weight_bits, act_bits=config.space.act_bits)

@@ -22,11 +22,12 @@ small, e.g. all 15,625 NAS-Bench-201 cells, else a few thousand random ones):
 Running trials count as taken and enter the front with their predicted median (a "kriging believer"), so
 several workers do not propose the same point. Decisions outside the pool (e.g. bits chosen by a later
 stage) are sampled independently at random. All draws come from generators seeded by ``seed`` and the
-trial number: a run is reproducible and a resumed run (a new sampler on an existing study) draws anew.
+trial's position (:func:`codesign.search.workers.trial_position`: its number, less the retries before it):
+a run is reproducible, and a resumed run proposes what an uninterrupted one would.
 
 This is the public module: the sampler (:class:`GuidedSampler`, in ``_guided_sampler``) and its default
 featurizer (:func:`one_hot_featurize`, in ``_guided_features``) are re-exported here; the ``hao``
-strategy's factory :func:`guided_sampler_for` and its :data:`OPTIONS` are defined here.
+strategy's factory :func:`guided_sampler_for` and its options (:data:`OPTION_RULES`) are defined here.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
+from codesign.config.options import OptionRule, check_options
+from codesign.core.errors import CodesignError, ConfigError
 from codesign.predictors.cells import cell_search_features
 from codesign.search._guided_features import Featurize, Params, Pool, one_hot_featurize
 from codesign.search._guided_sampler import GuidedSampler
@@ -45,10 +48,12 @@ from codesign.search._guided_sampler import GuidedSampler
 __all__ = [
     "MAX_ENUMERATED_POOL",
     "OPTIONS",
+    "OPTION_RULES",
     "Featurize",
     "GuidedSampler",
     "Params",
     "Pool",
+    "check_sampler_options",
     "guided_sampler_for",
     "one_hot_featurize",
 ]
@@ -56,7 +61,26 @@ __all__ = [
 
 MAX_ENUMERATED_POOL = 20_000
 """Spaces with at most this many architectures are enumerated whole; larger ones get a random pool."""
-OPTIONS = ("n_startup_trials", "batch_size", "samples", "warp", "n_members", "n_estimators", "max_depth", "ridge", "pool_size")
+OPTION_RULES: Mapping[str, OptionRule] = {
+    "n_startup_trials": OptionRule("int", 1),
+    "batch_size": OptionRule("int", 1),
+    "samples": OptionRule("int", 0, 100_000),
+    "warp": OptionRule("bool"),
+    "n_members": OptionRule("int", 1, 1000),
+    "n_estimators": OptionRule("int", 0, 100_000),
+    "max_depth": OptionRule("int", 1, 64),
+    "ridge": OptionRule("number", 1e-12),
+    "pool_size": OptionRule("int", 1, 1_000_000),
+}
+"""What each option of the ``hao`` strategy's sampler (``strategy.options.sampler``) accepts."""
+OPTIONS = tuple(OPTION_RULES)
+SAMPLER_PATH = "strategy.options.sampler"
+
+
+def check_sampler_options(options: Any) -> dict[str, Any]:
+    """``options`` of :func:`guided_sampler_for` checked against :data:`OPTION_RULES`: a
+    :class:`ConfigError` at ``strategy.options.sampler[.NAME]`` names a bad one."""
+    return check_options(OPTION_RULES, options, path=SAMPLER_PATH, owner="the hao sampler")
 
 
 def guided_sampler_for(problem: Any, *, seed: int, options: Mapping[str, Any]) -> GuidedSampler:
@@ -68,16 +92,12 @@ def guided_sampler_for(problem: Any, *, seed: int, options: Mapping[str, Any]) -
     cells get :func:`codesign.predictors.cells.cell_search_features` (graph features, live-edge one-hot,
     path encoding); other spaces the one-hot of the decisions, the space's own encoding and the
     log MACs and parameters of the 8-bit network (a cheap prior for latency). ``bits.*`` and other
-    decisions are left to independent random sampling. ``options`` are :data:`OPTIONS`.
+    decisions are left to independent random sampling. ``options`` are :data:`OPTIONS`, checked by
+    :func:`check_sampler_options`.
     """
     from codesign.search.problem import ARCH_PREFIX
 
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        from codesign.core.errors import ConfigError
-
-        raise ConfigError("strategy.options", f"unknown option(s) {', '.join(unknown)} for strategy 'hao'; known: {', '.join(OPTIONS)}")
-    settings = dict(options)
+    settings = check_sampler_options(options)
     pool_size = int(settings.pop("pool_size", 2000))
     space = problem.space
     choices = {ARCH_PREFIX + k: list(v) for k, v in space.choices().items()}
@@ -115,7 +135,5 @@ def guided_sampler_for(problem: Any, *, seed: int, options: Mapping[str, Any]) -
 
     try:
         return GuidedSampler(pool=pool, featurize=featurize, search_space=search_space, seed=seed, **settings)
-    except TypeError as exc:
-        from codesign.core.errors import ConfigError
-
-        raise ConfigError("strategy.options", f"not accepted by strategy 'hao': {exc}") from None
+    except (TypeError, ValueError, CodesignError) as exc:
+        raise ConfigError(SAMPLER_PATH, f"not accepted by the hao sampler: {exc}") from None

@@ -26,20 +26,36 @@ from typing import Any
 import optuna
 from torch import nn
 
+from codesign.config.options import OptionRule, check_options
 from codesign.core.errors import ConfigError, InfeasibleError
 from codesign.core.values import Candidate, Evaluation, Network
 from codesign.quantization.allocation import BitAllocationProblem, Budget, allocate_bits, network_costs
 from codesign.quantization.joint import hao_program
 from codesign.quantization.sensitivity import TraceSettings, sensitivity_table
-from codesign.search.guided import OPTIONS as SAMPLER_OPTIONS
-from codesign.search.guided import guided_sampler_for
+from codesign.search.guided import check_sampler_options, guided_sampler_for
 from codesign.search.loop import Evaluator
 from codesign.search.problem import CodesignProblem, Problem, suggest_arch
 from codesign.search.strategies import Strategy
 from search_spaces.bitwidth import tie_groups
+from search_spaces.options import shown
 from simulators.overlay import OverlayModel, OverlaySpace
 
 ATTR_HAO = "codesign.search.hao"
+
+
+_FRACTION = OptionRule("number", 0.0, 1.0)
+_RULES = {
+    "hessian_samples": OptionRule("int", 1),
+    "hessian_max_iter": OptionRule("int", 1, 100_000),
+    "hessian_tol": OptionRule("number", 1e-12),
+}
+
+
+def _alphas(value: Any) -> tuple[float, ...]:
+    """``alphas``: a non-empty list of fractions in [0, 1], sorted and without repeats."""
+    if not isinstance(value, list | tuple) or not value or any(not _FRACTION.accepts(a) for a in value):
+        raise ConfigError("strategy.options.alphas", f"need fractions in [0, 1] (a non-empty list), got {shown(value)}")
+    return tuple(sorted({float(a) for a in value}))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,19 +73,23 @@ class HAOOptions:
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> HAOOptions:
+        """``strategy.options`` checked: an unknown option or a bad value is a :class:`ConfigError` at
+        ``strategy.options.NAME`` (``strategy.options.sampler.NAME`` for the sampler's)."""
+        if not isinstance(options, Mapping):
+            raise ConfigError("strategy.options", f"must be a mapping of option names to values, got {shown(options)}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
+        unknown = sorted(str(k) for k in set(options) - known)
         if unknown:
             raise ConfigError(f"strategy.options.{unknown[0]}", f"unknown option of strategy 'hao'; known: {', '.join(sorted(known))}")
         values = dict(options)
+        scalars = {name: values[name] for name in _RULES if name in values}
+        values.update(check_options(_RULES, scalars, path="strategy.options", owner="strategy 'hao'"))
+        if "hessian_tol" in values:
+            values["hessian_tol"] = float(values["hessian_tol"])
         if "alphas" in values:
-            alphas = tuple(float(a) for a in values["alphas"])
-            if not alphas or any(not 0.0 <= a <= 1.0 for a in alphas):
-                raise ConfigError("strategy.options.alphas", f"need fractions in [0, 1], got {list(values['alphas'])}")
-            values["alphas"] = tuple(sorted(set(alphas)))
-        for name in ("hessian_samples", "hessian_max_iter"):
-            if name in values and (not isinstance(values[name], int) or values[name] < 1):
-                raise ConfigError(f"strategy.options.{name}", f"must be a positive integer, got {values[name]!r}")
+            values["alphas"] = _alphas(values["alphas"])
+        if values.get("sampler") is not None:
+            values["sampler"] = check_sampler_options(values["sampler"])
         return cls(**values)
 
 
@@ -164,14 +184,6 @@ class HAOStrategy(Strategy):
 
     def __init__(self, **options: Any) -> None:
         self.options = HAOOptions.parse(options)
-        if self.options.sampler is not None and not isinstance(self.options.sampler, Mapping):
-            raise ConfigError("strategy.options.sampler", f"must be a mapping of sampler options, got {self.options.sampler!r}")
-        unknown = sorted(set(self.options.sampler or {}) - set(SAMPLER_OPTIONS))
-        if unknown:
-            raise ConfigError(
-                f"strategy.options.sampler.{unknown[0]}",
-                f"unknown option of the hao sampler; known: {', '.join(SAMPLER_OPTIONS)}",
-            )
 
     def sampler(self, problem: Problem, seed: int) -> optuna.samplers.BaseSampler:
         return guided_sampler_for(problem, seed=seed, options=dict(self.options.sampler or {}))

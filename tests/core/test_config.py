@@ -84,13 +84,13 @@ NAME_ERRORS = [
     ("model: overlay", "model: tpu", "hardware.model", "overlay"),
     ("architecture: mbconv_digits", "architecture: vit", "space.architecture", "mbconv_digits"),
     ("name: tpe", "name: annealing", "strategy.name", "nsga2"),
-    ("name: tpe", "name: tpe, options: {bogus: 1}", "strategy.options", "bogus"),
+    ("name: tpe", "name: tpe, options: {bogus: 1}", "strategy.options.bogus", "n_startup_trials"),
     ("name: tpe", "name: hao, options: {sampler: {bogus: 1}}", "strategy.options.sampler.bogus", "n_startup_trials"),
     ("dataset: digits", "dataset: cifar", "accuracy.dataset", "mnist"),
     ("latency_ms: minimize", "latency_s: minimize", "objectives.latency_s", "latency_ms"),
     ("dsp_fraction:", "dsp_share:", "constraints.dsp_share", "dsp_fraction"),
     ("clock_mhz: 200", "clock_mhz: 2000", "hardware.clock_mhz", "limit"),
-    ("act_bits: [8]}", "act_bits: [8], options: {depths: [1, 2], colour: red}}", "space.options", "colour"),
+    ("act_bits: [8]}", "act_bits: [8], options: {depths: [1, 2], colour: red}}", "space.options.colour", "depths"),
 ]
 
 
