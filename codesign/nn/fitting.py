@@ -75,10 +75,13 @@ def batches(
 
 def seeded_model(space: Any, arch: Any, seed: int) -> nn.Module:
     """:func:`codesign.nn.models.build_model` with weights initialised from ``seed`` (the global torch RNG
-    is left as it was)."""
+    is left as it was), in the channels-last layout training uses: a model whose weights are loaded from
+    the cache then computes bit for bit what the freshly trained one computes (a layout changes the order
+    of floating-point sums, and so calibrated ranges and accuracies)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return models.build_model(space, arch)
+        model = models.build_model(space, arch)
+    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload,no-any-return]
 
 
 def build_model(space: Any, arch: Any) -> nn.Module:
