@@ -17,6 +17,7 @@ from typing import Any
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("codesign.cli.run", "run (or resume) a search experiment"),
+    "worker": ("codesign.cli.worker", "join a shared study (PostgreSQL) as one more worker"),
     "pareto": ("codesign.cli.pareto", "query, filter, export, plot and compare stored fronts"),
     "hardware": ("codesign.cli.hardware", "devices, hardware models, and importing measured latencies"),
     "allocate-bits": ("codesign.cli.allocate", "optimal per-layer bit-widths under budgets (integer program)"),
@@ -24,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 """Command -> (module, one-line help); the module's ``register(subparsers)`` adds the full parser."""
 
-USES_OPTUNA = ("run", "pareto", "export")
+USES_OPTUNA = ("run", "worker", "pareto", "export")
 """Commands that read or write a study: Optuna's log is quieted before they run."""
 
 

@@ -9,7 +9,8 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from codesign.cli.format import non_negative_int
+from codesign.cli.format import non_negative_int, positive_int
+from codesign.search.storage import HEARTBEAT_S
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -19,14 +20,24 @@ if TYPE_CHECKING:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("run", help="run (or resume) a search experiment", description=__doc__)
-    p.add_argument("experiment", help="experiment YAML file")
-    p.add_argument("--trials", type=int, help="completed trials the study should hold (default: the experiment's budget)")
-    p.add_argument("--storage", help="Optuna storage URL shared by many workers, e.g. postgresql://user:pw@host/db "
-                   "(default: a journal file in the output folder)")
-    p.add_argument("--out", help="output folder (default: the experiment's output.dir, else runs/NAME)")
-    p.add_argument("--worker", type=non_negative_int, default=0, help="index of this worker when several share one study (seeds differ)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_arguments(p, storage_required=False)
     p.set_defaults(handler=handle)
+
+
+def add_arguments(p: argparse.ArgumentParser, *, storage_required: bool) -> None:
+    """The options of ``run`` and ``worker``."""
+    p.add_argument("experiment", help="experiment YAML file")
+    p.add_argument("--trials", type=positive_int, help="completed trials the study should hold (default: the experiment's budget)")
+    p.add_argument("--storage", required=storage_required,
+                   help="Optuna storage shared by many workers: a URL such as postgresql://user:pw@host/db, or a journal "
+                   "file or folder" + ("" if storage_required else " (default: a journal file in the output folder)"))
+    p.add_argument("--out", help="output folder (default: the experiment's output.dir, else runs/NAME)")
+    p.add_argument("--cache", help="cache folder on this machine (default: the experiment's accuracy.cache_dir)")
+    p.add_argument("--heartbeat", type=positive_int, default=HEARTBEAT_S, metavar="SECONDS",
+                   help="seconds between heartbeats on a database storage; a trial without one for twice as long "
+                   f"is failed as 'worker lost' and retried once (default: {HEARTBEAT_S})")
+    p.add_argument("--worker", type=non_negative_int, default=0, help="index of this worker, stored on its trials")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 class _Bar:
@@ -67,17 +78,14 @@ def set_torch_threads(threads: int) -> None:
 def handle(args: argparse.Namespace) -> int:
     from codesign.cli.format import table
     from codesign.config.experiment import load_config
-    from codesign.core.errors import CodesignError
     from codesign.experiment.run import run_experiment
     from codesign.search.loop import Interruption
 
     config = load_config(args.experiment)
-    if args.trials is not None and args.trials < 1:
-        raise CodesignError(f"--trials must be at least 1, got {args.trials}")
     set_torch_threads(config.accuracy.threads)
     bar = _Bar(config.name, enabled=not args.quiet)
     interruption = Interruption()
-    handlers = {sig: signal.signal(sig, lambda signum, frame: interruption.request()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {sig: signal.signal(sig, lambda signum, frame: interruption.request(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = run_experiment(
             config,
@@ -87,6 +95,8 @@ def handle(args: argparse.Namespace) -> int:
             worker=args.worker,
             on_progress=bar,
             interruption=interruption,
+            cache_dir=args.cache,
+            heartbeat_s=args.heartbeat,
         )
     finally:
         for sig, handler in handlers.items():
@@ -103,8 +113,9 @@ def handle(args: argparse.Namespace) -> int:
         print(f"{len(noted)} trial(s) have notes (see the notes column), e.g. trial {noted[0]['trial']}: {noted[0]['notes']}")
     if result.verification is not None:
         v = result.verification
-        print(f"measured the {v.pairs} chosen pairs on the test split (accuracy_test; the front is chosen on the "
-              f"searched numbers): searched-vs-test accuracy error mean {v.accuracy_mae:.4f}, max "
+        earlier = f"; {v.pairs - v.measured} of them measured by an earlier run or another worker" if v.measured < v.pairs else ""
+        print(f"the {v.pairs} chosen pairs are measured on the test split (accuracy_test; the front is chosen on "
+              f"the searched numbers{earlier}): searched-vs-test accuracy error mean {v.accuracy_mae:.4f}, max "
               f"{v.accuracy_max_error:.4f} (bias {v.accuracy_bias:+.4f})")
         if v.unverified:
             print(f"predicted by a learned model and not measured: {', '.join(v.unverified)}")

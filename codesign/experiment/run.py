@@ -3,8 +3,7 @@ and write ``front.csv`` / ``front.json`` into the output folder."""
 
 from __future__ import annotations
 
-import os
-import socket
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +11,15 @@ from pathlib import Path
 import optuna
 
 from codesign.config.experiment import ExperimentConfig
+from codesign.core.errors import CodesignError
 from codesign.results.front import ParetoFront, compute_front, trial_rows
 from codesign.results.verify import VerificationReport, verify_front
 from codesign.search.build import build, build_problem
 from codesign.search.loop import Interruption, Progress, SearchOutcome, prepare_study, run_trials
 from codesign.search.problem import Problem
+from codesign.search.storage import HEARTBEAT_S
 from codesign.search.strategies import Strategy
+from codesign.search.workers import worker_label
 
 FRONT_CSV = "front.csv"
 FRONT_JSON = "front.json"
@@ -51,6 +53,17 @@ def write_front(front: ParetoFront, out_dir: Path, report: VerificationReport | 
     return csv_path, json_path
 
 
+def prepare_out_dir(out: Path) -> Path:
+    """``out``, created; a path that is a file, or cannot be made, is a one-line error."""
+    if out.exists() and not out.is_dir():
+        raise CodesignError(f"output folder {str(out)!r} is a file; name a folder with --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CodesignError(f"cannot create the output folder {str(out)[:200]!r}: {exc.strerror}") from None
+    return out
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
@@ -62,23 +75,33 @@ def run_experiment(
     verify: bool = True,
     interruption: Interruption | None = None,
     strategy: Strategy | None = None,
+    cache_dir: str | Path | None = None,
+    heartbeat_s: int | None = HEARTBEAT_S,
 ) -> RunResult:
     """Search until the study holds ``trials`` (default: the experiment's budget) completed trials, then
     (``verify``) measure the front's pairs on the test split. The front is chosen on the numbers the
     search saw; the test numbers are shown beside them (``accuracy_test``) and never used to select.
 
     ``strategy`` replaces the experiment's named strategy by an object (e.g. one under test that is not
-    registered); the study still records the experiment as written."""
+    registered); the study still records the experiment as written. ``cache_dir`` replaces the
+    experiment's ``accuracy.cache_dir`` (a folder of this machine: workers on other machines need none of
+    this one's files to compute the same numbers). ``heartbeat_s``: seconds between the heartbeats of a
+    worker on a database storage (a trial without one for twice as long is failed as lost and retried).
+    """
+    if cache_dir is not None:
+        local = config.accuracy.model_copy(update={"cache_dir": str(Path(cache_dir).resolve())})
+        config = dataclasses.replace(config, accuracy=local)
     if strategy is None:
         problem, strategy = build(config)
     else:
         problem = build_problem(config)
-    out = config.output_dir(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    study, _ = prepare_study(config, storage=storage, out_dir=out, make_sampler=sampler_factory(strategy, problem), worker=worker)
+    out = prepare_out_dir(config.output_dir(out_dir))
+    prepared = prepare_study(
+        config, storage=storage, out_dir=out, make_sampler=sampler_factory(strategy, problem), heartbeat_s=heartbeat_s
+    )
+    study = prepared.study
     target = trials if trials is not None else config.budget.trials
     evaluate = strategy.evaluator(problem, cache_dir=config.resolve(config.accuracy.cache_dir))
-    label = f"{socket.gethostname()}:{os.getpid()}:{worker}"
     outcome = run_trials(
         config,
         study,
@@ -86,8 +109,9 @@ def run_experiment(
         target=target,
         timeout_s=config.budget.timeout_s,
         on_progress=on_progress,
-        worker=label,
+        worker=worker_label(worker),
         interruption=interruption,
+        lock=prepared.lock,
     )
     front = front_of(config, study)
     report = None

@@ -2,23 +2,26 @@
 
 Keys are hashes of everything that determines a result (space, architecture id, bits, data set and seed,
 schedule, :data:`CODE_VERSION`), so a cached value is reused exactly when it would be recomputed
-identically, and never otherwise. Values are JSON documents and torch state dicts; writes are atomic
-(temporary file + rename), so concurrent workers sharing one cache folder never read half a file.
+identically, and never otherwise. Values are JSON documents and torch state dicts behind a checksum of
+their content; writes are atomic (temporary file + rename), so concurrent workers sharing one cache folder
+never read half a file, and a corrupt or edited entry is recomputed, never used. A cache folder is local
+to its machine: workers elsewhere recompute the same numbers from the same keys.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-CODE_VERSION = "training-1"
+from codesign.core.cachefile import discard, read_checked, write_checked
+
+CODE_VERSION = "training-2"
 """Changes whenever training, quantization or measurement semantics change, invalidating old entries."""
 
 
@@ -31,7 +34,9 @@ def content_key(parts: Mapping[str, Any]) -> str:
 
 
 class DiskCache:
-    """JSON values and state dicts under ``root``, in ``<root>/<key[:2]>/<key>.{json,pt}``."""
+    """JSON values and state dicts under ``root``, in ``<root>/<key[:2]>/<key>.{json,pt}``, each behind a
+    checksum (:mod:`codesign.core.cachefile`): a corrupt or edited entry is reported, removed and read as
+    absent, so it is recomputed. A JSON value that parses but is not an object counts as corrupt too."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -39,37 +44,43 @@ class DiskCache:
     def _path(self, key: str, suffix: str) -> Path:
         return self.root / key[:2] / f"{key}{suffix}"
 
-    def _write(self, path: Path, write: Any) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                write(fh)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
     def get_json(self, key: str) -> dict[str, Any] | None:
         path = self._path(key, ".json")
-        if not path.is_file():
+        data = read_checked(path)
+        if data is None:
             return None
-        value = json.loads(path.read_text())
-        return value if isinstance(value, dict) else None
+        try:
+            value = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            discard(path, "is not JSON")
+            return None
+        if isinstance(value, dict):
+            return value
+        discard(path, "is not a JSON object")
+        return None
 
     def put_json(self, key: str, value: Mapping[str, Any]) -> None:
-        data = json.dumps(dict(value), sort_keys=True).encode()
-        self._write(self._path(key, ".json"), lambda fh: fh.write(data))
+        write_checked(self._path(key, ".json"), json.dumps(dict(value), sort_keys=True).encode())
 
     def get_state(self, key: str) -> dict[str, torch.Tensor] | None:
         path = self._path(key, ".pt")
-        if not path.is_file():
+        data = read_checked(path)
+        if data is None:
             return None
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        return state if isinstance(state, dict) else None
+        try:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception:  # torch raises several types for bytes that are not a state dict
+            discard(path, "is not a torch state dict")
+            return None
+        if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
+            discard(path, "is not a torch state dict")
+            return None
+        return state
 
     def put_state(self, key: str, state: Mapping[str, torch.Tensor]) -> None:
-        self._write(self._path(key, ".pt"), lambda fh: torch.save(dict(state), fh))
+        buffer = io.BytesIO()
+        torch.save(dict(state), buffer)
+        write_checked(self._path(key, ".pt"), buffer.getvalue())
 
     def __contains__(self, key: str) -> bool:
         return self._path(key, ".json").is_file() or self._path(key, ".pt").is_file()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -34,6 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from codesign.core.cachefile import discard, read_checked, write_checked
+from codesign.core.errors import CodesignError
 from codesign.quantization._distill import DistillSettings, distill_inputs
 from codesign.quantization._hessian import (
     LayerTrace,
@@ -166,11 +167,12 @@ def _cached(
     if cache_dir is None:
         return compute()
     path = Path(cache_dir) / f"omega-{key[:32]}.json"
-    if path.exists():
-        return PerturbationTable.from_json(path.read_text())
+    data = read_checked(path)
+    if data is not None:
+        try:
+            return PerturbationTable.from_json(data.decode())
+        except (CodesignError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            discard(path, "is not a perturbation table")
     table = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(table.to_json())
-    tmp.replace(path)
+    write_checked(path, table.to_json().encode())
     return table

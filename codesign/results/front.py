@@ -36,12 +36,13 @@ from codesign.search.storage import (
     ATTR_FIDELITY,
     ATTR_METRICS,
     ATTR_NOTES,
-    ATTR_VERIFIED,
     ATTR_VIOLATIONS,
     load_experiment,
     open_existing_storage,
     pick_study,
+    verified_records,
 )
+from codesign.search.workers import lost_reasons
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -189,7 +190,8 @@ def trial_rows(study: optuna.Study) -> tuple[tuple[str, ...], list[Row]]:
     """The columns and rows of :func:`trials_frame`, without pandas."""
     rows = []
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
-    verified = study.user_attrs.get(ATTR_VERIFIED) or {}
+    verified = verified_records(study)
+    lost = lost_reasons(study)
     for t in study.get_trials(deepcopy=False, states=states):
         cand = t.user_attrs.get(ATTR_CANDIDATE)
         metrics = {k: _number(v) for k, v in (t.user_attrs.get(ATTR_METRICS) or {}).items()}
@@ -211,7 +213,7 @@ def trial_rows(study: optuna.Study) -> tuple[tuple[str, ...], list[Row]]:
             "accelerator": accelerator_summary(candidate) if candidate else "",
             "candidate": json.dumps(cand, sort_keys=True) if cand else "",
             "violations": "; ".join(t.user_attrs.get(ATTR_VIOLATIONS) or []),
-            "error": t.user_attrs.get(ATTR_ERROR, ""),
+            "error": t.user_attrs.get(ATTR_ERROR, "") or lost.get(t.number, ""),
             "notes": NOTES_SEPARATOR.join(n.replace(NOTES_SEPARATOR, " / ") for n in t.user_attrs.get(ATTR_NOTES) or []),
             "verified": bool(check),
         }

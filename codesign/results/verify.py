@@ -6,13 +6,17 @@ Hardware numbers from a simulator are exact functions of the design and are not 
 same function again; numbers that a learned model predicted (fidelity ``predicted``) have no independent
 check without a measurement on the board, and the report lists them as unverified.
 
-Finished Optuna trials cannot be changed, so verified numbers are kept on the study (user attribute
-:data:`codesign.search.storage.ATTR_VERIFIED`, keyed by trial number); :func:`codesign.results.front.trials_frame` merges
-them back, so the verified front can be rebuilt from the storage alone.
+Each pair is measured once per study: a pair already verified (by an earlier run, or by another worker
+that finished first) is not measured again and its record is never overwritten, so the searched numbers
+kept beside the test ones stay the searched ones. Finished Optuna trials cannot be changed, so the records
+are kept on the study, one attribute per pair (:func:`codesign.search.storage.save_verified`), and
+:func:`codesign.results.front.trials_frame` merges them back: the verified front can be rebuilt from the
+storage alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +26,7 @@ import optuna
 from codesign.core.values import Fidelity
 from codesign.results.front import TEST_METRICS, ParetoFront
 from codesign.search.problem import CodesignProblem, Problem
-from codesign.search.storage import ATTR_VERIFIED, json_float
+from codesign.search.storage import json_float, save_verified, verified_records
 
 
 @dataclass(frozen=True)
@@ -37,10 +41,13 @@ class VerificationReport:
     unverified: tuple[str, ...] = ()
     """Metrics of the front that a learned model predicted and nothing measured (e.g. latency from a
     hardware model fitted to a few board measurements)."""
+    measured: int = 0
+    """Pairs this call measured (the others were verified before)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "pairs": self.pairs,
+            "measured_now": self.measured,
             "accuracy_mae": self.accuracy_mae,
             "accuracy_max_error": self.accuracy_max_error,
             "accuracy_bias": self.accuracy_bias,
@@ -49,32 +56,39 @@ class VerificationReport:
 
 
 def verify_front(problem: Problem, study: optuna.Study, front: ParetoFront) -> VerificationReport | None:
-    """Measure every pair of ``front`` on the test split and store the numbers on the study (beside the
-    searched ones; the front is not changed). Tabular problems are exact already and are not
-    re-verified (returns None). Runs on the current torch thread count (see :mod:`codesign.nn.training`)."""
+    """Measure every pair of ``front`` not verified yet on the test split and store the numbers on the
+    study (beside the searched ones; the front is not changed); report over all of the front's pairs.
+    Tabular problems are exact already and are not re-verified (returns None). Runs on the current torch
+    thread count (see :mod:`codesign.nn.training`)."""
     if not isinstance(problem, CodesignProblem) or len(front) == 0:
         return None
-    stored = dict(study.user_attrs.get(ATTR_VERIFIED) or {})
-    errors: list[float] = []
-    unverified: set[str] = set()
+    measured = 0
     for pair in front.pairs():
+        if str(pair.trial) in verified_records(study):  # re-read: another worker may have measured it
+            continue
         evaluation = problem.evaluate(pair.candidate, split="test")
-        stored[str(pair.trial)] = {
+        searched = {k: v for k, v in pair.metrics.items() if not k.endswith("_test") and k != "accuracy_search"}
+        save_verified(study, pair.trial, {
             "metrics": {k: json_float(v) for k, v in evaluation.metrics.items()},
             "fidelity": {k: v.value for k, v in evaluation.fidelity.items()},
             "split": "test",
-            "searched": {k: json_float(v) for k, v in pair.metrics.items()},
-        }
-        errors.append(pair.metrics["accuracy"] - evaluation.metrics["accuracy"])
-        unverified.update(
-            k for k, v in evaluation.fidelity.items() if v == Fidelity.PREDICTED and k not in TEST_METRICS
-        )
-    study.set_user_attr(ATTR_VERIFIED, stored)
-    err = np.asarray(errors)
+            "searched": {k: json_float(v) for k, v in searched.items()},
+        })
+        measured += 1
+    records = verified_records(study)
+    return _report([records[str(pair.trial)] for pair in front.pairs()], measured)
+
+
+def _report(records: list[Mapping[str, Any]], measured: int) -> VerificationReport:
+    errors = np.asarray([float(r["searched"]["accuracy"]) - float(r["metrics"]["accuracy"]) for r in records])
+    unverified = {
+        k for r in records for k, v in r["fidelity"].items() if v == Fidelity.PREDICTED.value and k not in TEST_METRICS
+    }
     return VerificationReport(
-        pairs=len(errors),
-        accuracy_mae=float(np.abs(err).mean()),
-        accuracy_max_error=float(np.abs(err).max()),
-        accuracy_bias=float(err.mean()),
+        pairs=len(records),
+        accuracy_mae=float(np.abs(errors).mean()),
+        accuracy_max_error=float(np.abs(errors).max()),
+        accuracy_bias=float(errors.mean()),
         unverified=tuple(sorted(unverified)),
+        measured=measured,
     )

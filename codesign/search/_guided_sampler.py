@@ -23,6 +23,7 @@ from codesign.core.errors import CodesignError
 from codesign.search._guided_features import Featurize, Params, Pool, one_hot_featurize
 from codesign.search.acquisition import best_improvement, epsilon_gap, expected_improvement
 from codesign.search.surrogate import OutputWarp, Surrogate
+from codesign.search.workers import trial_position
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     (``experiments/benchmarks/search.py``) the defaults reached a median 0.987 of the true front's
     hypervolume over 10 seeds.
     """
+
+    seeds_each_trial = True
+    """Draws come from ``seed`` and the trial's position (:func:`codesign.search.workers.trial_position`), so
+    the loop uses this sampler as it is (:func:`codesign.search.loop.seeded_sampler`)."""
 
     def __init__(
         self,
@@ -128,8 +133,8 @@ class GuidedSampler(optuna.samplers.BaseSampler):
             keys = self._pool_keys
             if any(k not in search_space for k in keys):
                 return {}
-            rng = self._rng(trial.number, "relative")
             trials = study.get_trials(deepcopy=False)
+            rng = self._rng(trial_position(trials, trial.number), "relative")
             taken = self._taken(trials, trial.number)
             unseen = np.flatnonzero(~taken)
             if unseen.size == 0:
@@ -142,7 +147,8 @@ class GuidedSampler(optuna.samplers.BaseSampler):
             return {k: pool[choice][k] for k in keys}
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
-        seed = int(self._rng(trial.number, "independent", param_name).integers(2**31 - 1))
+        position = trial_position(study.get_trials(deepcopy=False), trial.number)
+        seed = int(self._rng(position, "independent", param_name).integers(2**31 - 1))
         return optuna.samplers.RandomSampler(seed=seed).sample_independent(study, trial, param_name, param_distribution)
 
     # -- internals ------------------------------------------------------------------------------------

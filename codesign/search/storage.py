@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial
 
 from codesign.core.errors import CodesignError
 from codesign.core.values import Evaluation
@@ -38,6 +40,14 @@ ATTR_ERROR = "codesign.error"
 ATTR_WORKER = "codesign.worker"
 ATTR_EXPERIMENT = "codesign.experiment"
 ATTR_VERIFIED = "codesign.verified"
+"""Prefix of the study attributes holding each verified pair (``codesign.verified.<trial>``; studies
+written before it hold one ``codesign.verified`` mapping, still read)."""
+ATTR_INTERRUPTED = "codesign.interrupted"
+ATTR_RETRY_OF = "codesign.retry_of"
+ATTR_LOST = "codesign.lost."
+"""Prefix of the study attributes that keep why a trial's worker was lost (``codesign.lost.<number>``)."""
+HEARTBEAT_S = 10
+"""Default seconds between a database worker's heartbeats; a trial without one for twice as long is lost."""
 
 
 def is_url(text: str) -> bool:
@@ -61,32 +71,63 @@ def normalize_url(url: str) -> str:
     return f"{URL_ALIASES.get(base.lower(), base)}{plus}{driver}://{rest}"
 
 
-def open_storage(target: str | Path) -> BaseStorage:
+def journal_path(target: str | Path) -> Path | None:
+    """The journal file that ``target`` names (a ``.journal`` file, or ``study.journal`` in a folder);
+    None for a URL."""
+    text = str(target)
+    if is_url(text):
+        return None
+    path = Path(text)
+    return path if path.suffix == ".journal" else path / JOURNAL_NAME
+
+
+def open_storage(
+    target: str | Path,
+    *,
+    heartbeat_s: int | None = None,
+    on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+) -> BaseStorage:
     """A storage from a URL, a journal file, or a folder holding ``study.journal``.
 
     A folder or journal path that does not exist yet is created (for writing); use
-    :func:`open_existing_storage` to read.
+    :func:`open_existing_storage` to read. On a database, ``heartbeat_s`` turns on Optuna's heartbeat
+    (a running trial without a heartbeat for twice as long is failed and passed to ``on_stale``); a journal
+    has none (:mod:`codesign.search.workers` checks its workers' processes instead).
     """
     text = str(target)
-    if is_url(text):
-        return _database(normalize_url(text))
-    path = Path(text)
-    if path.suffix != ".journal":
-        path.mkdir(parents=True, exist_ok=True)
-        path = path / JOURNAL_NAME
-    else:
+    path = journal_path(text)
+    if path is None:
+        return _database(normalize_url(text), heartbeat_s=heartbeat_s, on_stale=on_stale)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise CodesignError(f"storage {text!r}: {str(path.parent)!r} is a file, not a folder")
+    if path.exists() and not path.is_file():
+        raise CodesignError(f"storage {text!r}: {str(path)!r} is a folder, not a journal file")
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CodesignError(f"storage {text!r}: cannot create {str(path.parent)!r} ({exc.strerror})") from None
     if path.is_file():
         check_journal(path, repair=True)
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def _database(url: str, attempts: int = 5) -> RDBStorage:
+def _database(
+    url: str,
+    attempts: int = 5,
+    *,
+    heartbeat_s: int | None = None,
+    on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+) -> RDBStorage:
     """An RDB storage, retried: workers starting together on an empty database race to create Optuna's
     tables, and all but one fail once before finding them."""
+    beat: dict[str, Any] = {}
+    if heartbeat_s is not None:
+        beat = {"heartbeat_interval": heartbeat_s, "grace_period": 2 * heartbeat_s, "heartbeat_stale_trial_callback": on_stale}
     for attempt in range(attempts):
         try:
-            return RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **beat)
         except ImportError as exc:
             raise CodesignError(f"storage {_redact(url)!r}: database driver missing ({exc}); install codesign[postgres]") from None
         except Exception as exc:  # sqlalchemy raises many types for a bad URL or an unreachable server
@@ -156,6 +197,22 @@ def json_float(value: float) -> float | str:
     if value in (float("inf"), float("-inf")):
         return "inf" if value > 0 else "-inf"
     return value
+
+
+def verified_records(study: optuna.Study) -> dict[str, dict[str, Any]]:
+    """Trial number (as text) -> its verification record (test-split metrics and the searched ones)."""
+    attrs = study.user_attrs
+    records = {str(k): v for k, v in (attrs.get(ATTR_VERIFIED) or {}).items() if isinstance(v, dict)}
+    prefix = f"{ATTR_VERIFIED}."
+    for key, value in attrs.items():
+        if key.startswith(prefix) and isinstance(value, dict):
+            records[key[len(prefix):]] = value
+    return records
+
+
+def save_verified(study: optuna.Study, trial: int, record: Mapping[str, Any]) -> None:
+    """Store one pair's verification under its own key (workers verifying at once never lose each other's)."""
+    study.set_user_attr(f"{ATTR_VERIFIED}.{trial}", json.loads(json.dumps(dict(record))))
 
 
 def save_experiment(study: optuna.Study, experiment: Mapping[str, Any]) -> None:

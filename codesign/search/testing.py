@@ -41,12 +41,12 @@ TRIALS = 4
 def run_strategy(strategy: Strategy, config: ExperimentConfig, out_dir: Path, trials: int) -> optuna.Study:
     """Search with ``strategy`` until the study in ``out_dir`` holds ``trials`` completed trials."""
     problem = build_problem(config)
-    study, _ = prepare_study(
+    prepared = prepare_study(
         config, storage=None, out_dir=out_dir, make_sampler=lambda seed: strategy.sampler(problem, seed)
     )
     evaluate = strategy.evaluator(problem, cache_dir=config.resolve(config.accuracy.cache_dir))
-    run_trials(config, study, evaluate, target=trials)
-    return study
+    run_trials(config, prepared.study, evaluate, lock=prepared.lock, target=trials)
+    return prepared.study
 
 
 def _trace(study: optuna.Study) -> list[tuple[int, dict[str, Any], tuple[float, ...]]]:

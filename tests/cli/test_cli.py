@@ -107,7 +107,7 @@ def test_run_verify_and_export_a_deployable_pair(tmp_path: Path, capsys: pytest.
     exp.write_text(digits_yaml(tmp_path, trials=3))
     code, out, err = run_cli(capsys, "run", str(exp), "--out", str(tmp_path / "out"), "--quiet")
     assert code == 0, err
-    assert "chosen pairs on the test split" in out and "accuracy_test" in out
+    assert "chosen pairs are measured on the test split" in out and "accuracy_test" in out
     doc = json.loads((tmp_path / "out" / "front.json").read_text())
     pair = doc["pairs"][0]
     assert pair["fidelity"]["accuracy"] == "measured"  # the searched (validation) number selects

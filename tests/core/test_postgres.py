@@ -3,7 +3,6 @@ several worker processes share one study and one trial budget."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -20,16 +19,6 @@ from tests.helpers import nb201_yaml
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture(scope="module")
-def pg_url() -> str:
-    url = os.environ.get("CODESIGN_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide CODESIGN_TEST_POSTGRES_URL (.ci/run starts a server)")
-        pytest.skip("no CODESIGN_TEST_POSTGRES_URL")
-    return url
-
-
 def test_workers_share_one_study_and_one_budget(tmp_path: Path, nb201_table: Path, pg_url: str) -> None:
     name = f"shared-{uuid.uuid4().hex[:8]}"
     exp = tmp_path / "exp.yaml"
@@ -41,8 +30,8 @@ def test_workers_share_one_study_and_one_budget(tmp_path: Path, nb201_table: Pat
         assert w.returncode == 0, err
     study = optuna.load_study(study_name=name, storage=pg_url)
     done = study.get_trials(states=(TrialState.COMPLETE,))
-    # each worker stops once the study holds the budget; trials already running then still finish
-    assert 16 <= len(done) <= 16 + 1
+    # a worker creates a trial only under the study's lock and while completed + running < budget
+    assert len(done) == 16
     assert len({t.number for t in done}) == len(done)
     assert len({t.user_attrs[ATTR_WORKER] for t in done}) >= 2
     params = [tuple(sorted(t.params.items())) for t in done]

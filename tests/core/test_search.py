@@ -27,7 +27,7 @@ def config_at(tmp_path: Path, text: str, name: str = "exp.yaml"):  # type: ignor
 def interrupting_run(config, out: Path, stop_at: int) -> int:  # type: ignore[no-untyped-def]
     """Run until the ``stop_at``-th evaluation, which is interrupted as by Ctrl-C."""
     problem = build_problem(config)
-    study, _ = prepare_study(config, storage=None, out_dir=out, make_sampler=sampler_factory(build_strategy(config), problem))
+    prepared = prepare_study(config, storage=None, out_dir=out, make_sampler=sampler_factory(build_strategy(config), problem))
     calls = []
 
     def evaluate(trial: optuna.Trial):  # type: ignore[no-untyped-def]
@@ -36,7 +36,7 @@ def interrupting_run(config, out: Path, stop_at: int) -> int:  # type: ignore[no
             raise KeyboardInterrupt
         return problem.evaluate(problem.suggest(trial)[1])
 
-    outcome = run_trials(config, study, evaluate, target=config.budget.trials)
+    outcome = run_trials(config, prepared.study, evaluate, lock=prepared.lock, target=config.budget.trials)
     assert outcome.interrupted
     return outcome.completed
 
@@ -63,10 +63,24 @@ def test_resume_after_interrupt_loses_and_repeats_nothing(tmp_path: Path, nb201_
     assert len(set(params[6:]) - set(params[:6])) >= 6
 
 
+@pytest.mark.parametrize("strategy", ["tpe", "random", "nsga2", "hao"])
+def test_a_resumed_run_proposes_what_an_uninterrupted_run_proposes(tmp_path: Path, nb201_table: Path, strategy: str) -> None:
+    config = config_at(tmp_path, nb201_yaml(nb201_table, trials=14, strategy=strategy))
+    whole = run_experiment(config, out_dir=tmp_path / "whole")
+    assert interrupting_run(config, tmp_path / "split", stop_at=5) == 4
+    resumed = run_experiment(config, out_dir=tmp_path / "split")
+    interrupted = [t for t in optuna.load_study(study_name="nb", storage=open_existing_storage(tmp_path / "split")).get_trials()
+                   if t.state == TrialState.FAIL]
+    assert len(interrupted) == 1 and interrupted[0].user_attrs[ATTR_ERROR] == "interrupted"
+    # the interrupted candidate is evaluated again in its place, and every later proposal is the same
+    assert [t.params for t in completed(tmp_path / "split", "nb")] == [t.params for t in completed(tmp_path / "whole", "nb")]
+    assert [(p.candidate.key, p.metrics) for p in resumed.front.pairs()] == [(p.candidate.key, p.metrics) for p in whole.front.pairs()]
+
+
 def test_crashed_evaluation_fails_one_trial_and_keeps_its_error(tmp_path: Path, nb201_table: Path) -> None:
     config = config_at(tmp_path, nb201_yaml(nb201_table, trials=6))
     problem = build_problem(config)
-    study, _ = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(build_strategy(config), problem))
+    prepared = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(build_strategy(config), problem))
     calls = []
 
     def evaluate(trial: optuna.Trial):  # type: ignore[no-untyped-def]
@@ -75,22 +89,74 @@ def test_crashed_evaluation_fails_one_trial_and_keeps_its_error(tmp_path: Path, 
             raise ValueError("simulated board timeout\nsecond line")
         return problem.evaluate(problem.suggest(trial)[1])
 
-    outcome = run_trials(config, study, evaluate, target=6)
+    outcome = run_trials(config, prepared.study, evaluate, lock=prepared.lock, target=6)
     assert (outcome.completed, outcome.failed) == (6, 1)
-    failed = study.get_trials(states=(TrialState.FAIL,))
+    failed = prepared.study.get_trials(states=(TrialState.FAIL,))
     assert failed[0].user_attrs[ATTR_ERROR] == "ValueError: simulated board timeout"
 
 
 def test_repeated_failures_stop_with_one_clear_error(tmp_path: Path, nb201_table: Path) -> None:
     config = config_at(tmp_path, nb201_yaml(nb201_table, trials=30))
     problem = build_problem(config)
-    study, _ = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(build_strategy(config), problem))
+    prepared = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(build_strategy(config), problem))
+
+    calls = []
 
     def evaluate(trial: optuna.Trial):  # type: ignore[no-untyped-def]
-        raise RuntimeError("board unplugged")
+        calls.append(1)
+        if len(calls) <= 2:  # two good trials first: they are kept
+            return problem.evaluate(problem.suggest(trial)[1])
+        raise RuntimeError("board unplugged" if len(calls) % 3 else "board on fire")
 
-    with pytest.raises(CodesignError, match="10 evaluations in a row failed.*board unplugged"):
-        run_trials(config, study, evaluate, target=30)
+    with pytest.raises(CodesignError, match=r"10 evaluations in a row failed, stopping \(completed trials are kept\): "
+                       r"6x RuntimeError: board unplugged; 4x RuntimeError: board on fire$"):
+        run_trials(config, prepared.study, evaluate, lock=prepared.lock, target=30)
+    assert len(prepared.study.get_trials(states=(TrialState.COMPLETE,))) == 2
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("nan", "objective accuracy is NaN"),
+        ("oom", "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
+        ("memory", "MemoryError"),
+        ("missing", "the evaluation reports no 'lat_ms_fpga' (an objective)"),
+    ],
+)
+def test_a_faulty_evaluation_fails_its_trial_with_the_reason_and_the_search_goes_on(
+    tmp_path: Path, nb201_table: Path, fault: str, reason: str
+) -> None:
+    import dataclasses
+    import math
+
+    import torch
+
+    config = config_at(tmp_path, nb201_yaml(nb201_table, trials=5))
+    problem = build_problem(config)
+    prepared = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(build_strategy(config), problem))
+    calls = []
+
+    def evaluate(trial: optuna.Trial):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        evaluation = problem.evaluate(problem.suggest(trial)[1])
+        if len(calls) != 3:
+            return evaluation
+        if fault == "oom":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+        if fault == "memory":
+            raise MemoryError
+        metrics = dict(evaluation.metrics)
+        if fault == "nan":
+            metrics["accuracy"] = math.nan
+        else:
+            del metrics["lat_ms_fpga"]
+        return dataclasses.replace(evaluation, metrics=metrics)
+
+    outcome = run_trials(config, prepared.study, evaluate, lock=prepared.lock, target=5)
+    assert (outcome.completed, outcome.failed) == (5, 1)
+    [failed] = prepared.study.get_trials(states=(TrialState.FAIL,))
+    assert failed.number == 2 and failed.user_attrs[ATTR_ERROR] == reason
+    assert load_front(tmp_path / "run").table["trial"].tolist()  # the front is built over the others
 
 
 def test_infeasible_constraints_end_with_an_empty_front(tmp_path: Path, nb201_table: Path) -> None:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from codesign.core.errors import CodesignError
+from codesign.core.errors import CodesignError, CodesignWarning
 from codesign.quantization.sensitivity import (
     DistillSettings,
     PerturbationTable,
@@ -156,14 +156,24 @@ def test_table_cache_is_keyed_by_content(tmp_path: Path) -> None:
     )
     files = list(tmp_path.glob("omega-*.json"))
     assert len(files) == 1
-    # the stored file is what a second call returns (edit it to prove it is read, not recomputed)
-    data = json.loads(files[0].read_text())
-    data["traces"][0] = 123.0
-    files[0].write_text(json.dumps(data))
+    stored = files[0].read_bytes()
     cached = sensitivity_table(
         model, nn.functional.cross_entropy, [(x, y)], settings=settings, cache_dir=tmp_path
     )
-    assert cached.traces[0] == 123.0 and cached.omega == first.omega
+    assert cached == first and files[0].read_bytes() == stored
+    # an edited entry (valid JSON, wrong content) fails its checksum: it is reported and recomputed, never used
+    header, _, body = stored.partition(b"\n")
+    data = json.loads(body)
+    data["traces"][0] = 123.0
+    files[0].write_bytes(header + b"\n" + json.dumps(data).encode())
+    with pytest.warns(CodesignWarning, match="does not match its checksum"):
+        again = sensitivity_table(
+            model, nn.functional.cross_entropy, [(x, y)], settings=settings, cache_dir=tmp_path
+        )
+    assert again == first and files[0].read_bytes() == stored
+    files[0].write_bytes(stored[: len(stored) // 2])  # truncated
+    with pytest.warns(CodesignWarning, match="does not match its checksum"):
+        assert sensitivity_table(model, nn.functional.cross_entropy, [(x, y)], settings=settings, cache_dir=tmp_path) == first
     # other data, other settings, other bits or other weights are other entries
     sensitivity_table(model, nn.functional.cross_entropy, [(x + 1, y)], settings=settings, cache_dir=tmp_path)
     sensitivity_table(
