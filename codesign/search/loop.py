@@ -16,6 +16,7 @@ import json
 import math
 import signal
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -166,6 +167,10 @@ def open_study(config: ExperimentConfig, storage: optuna.storages.BaseStorage, s
             f"study {config.name!r} exists with directions {[d.name.lower() for d in study.directions]}; "
             f"this experiment has {list(config.directions)} (use another name or output folder)"
         )
+    if study.metric_names != list(config.objective_names):  # named in optuna-dashboard and study.trials_dataframe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(config.objective_names))
     identity = json.loads(json.dumps(config_record(config)["identity"]))  # as stored: tuples become lists
     try:
         stored = load_experiment(study)

@@ -77,6 +77,19 @@ def test_a_resumed_run_proposes_what_an_uninterrupted_run_proposes(tmp_path: Pat
     assert [(p.candidate.key, p.metrics) for p in resumed.front.pairs()] == [(p.candidate.key, p.metrics) for p in whole.front.pairs()]
 
 
+def test_the_study_names_its_objectives(tmp_path: Path, nb201_table: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "exp.yaml").write_text(nb201_yaml(nb201_table, name="nb", trials=3))
+    cmd = [sys.executable, "-m", "codesign", "run", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "run"), "--quiet"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0 and "Warning" not in done.stderr, done.stderr  # Optuna's experimental-API note stays inside
+    study = optuna.load_study(study_name="nb", storage=open_existing_storage(tmp_path / "run"))
+    assert study.metric_names == ["accuracy", "lat_ms_fpga"]
+    assert {"values_accuracy", "values_lat_ms_fpga"} <= set(study.trials_dataframe().columns)
+
+
 def test_crashed_evaluation_fails_one_trial_and_keeps_its_error(tmp_path: Path, nb201_table: Path) -> None:
     config = config_at(tmp_path, nb201_yaml(nb201_table, trials=6))
     problem = build_problem(config)
