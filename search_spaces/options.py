@@ -83,8 +83,8 @@ def convert(value: Any, hint: Any) -> Any:
         if value is not None:
             raise ValueError(describe(hint))
         return None
-    if hint is bool:
-        if not isinstance(value, bool):
+    if hint in (bool, str):
+        if not isinstance(value, hint):
             raise ValueError(describe(hint))
         return value
     if hint is int:
@@ -101,10 +101,6 @@ def convert(value: Any, hint: Any) -> Any:
         if not math.isfinite(number):
             raise ValueError(describe(hint))
         return number
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError(describe(hint))
-        return value
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ValueError(describe(hint))

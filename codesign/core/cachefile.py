@@ -8,6 +8,7 @@ read as absent, so the caller recomputes it: a corrupt entry is never used and n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -55,10 +56,5 @@ def read_checked(path: Path) -> bytes | None:
 def discard(path: Path, why: str) -> None:
     """Report a corrupt cache entry and remove it, so it is recomputed."""
     warnings.warn(f"cache entry {path} {why}; recomputing it", CodesignWarning, stacklevel=3)
-    try:
+    with contextlib.suppress(IsADirectoryError, FileNotFoundError):  # a folder stays; another worker may have removed it
         path.unlink()
-    except IsADirectoryError:
-        pass
-    except FileNotFoundError:
-        pass
-    return None

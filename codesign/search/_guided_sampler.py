@@ -112,6 +112,8 @@ class GuidedSampler(optuna.samplers.BaseSampler):
         self._features: np.ndarray | None = None
         self._fit: _Fit | None = None
         self._featurize_fn: Featurize | None = None
+        self._position: tuple[int, int] = (-1, 0)
+        """(trial number, its position) of the trial being sampled."""
 
     # -- Optuna's sampler interface -------------------------------------------------------------------
 
@@ -134,7 +136,8 @@ class GuidedSampler(optuna.samplers.BaseSampler):
             if any(k not in search_space for k in keys):
                 return {}
             trials = study.get_trials(deepcopy=False)
-            rng = self._rng(trial_position(trials, trial.number), "relative")
+            self._position = (trial.number, trial_position(trials, trial.number))
+            rng = self._rng(self._position[1], "relative")
             taken = self._taken(trials, trial.number)
             unseen = np.flatnonzero(~taken)
             if unseen.size == 0:
@@ -147,8 +150,9 @@ class GuidedSampler(optuna.samplers.BaseSampler):
             return {k: pool[choice][k] for k in keys}
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
-        position = trial_position(study.get_trials(deepcopy=False), trial.number)
-        seed = int(self._rng(position, "independent", param_name).integers(2**31 - 1))
+        if self._position[0] != trial.number:  # one look at the study per trial, not per parameter
+            self._position = (trial.number, trial_position(study.get_trials(deepcopy=False), trial.number))
+        seed = int(self._rng(self._position[1], "independent", param_name).integers(2**31 - 1))
         return optuna.samplers.RandomSampler(seed=seed).sample_independent(study, trial, param_name, param_distribution)
 
     # -- internals ------------------------------------------------------------------------------------

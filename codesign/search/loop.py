@@ -46,6 +46,7 @@ from codesign.search.workers import (
     BudgetLock,
     ThreadLock,
     budget_lock,
+    is_lost_reason,
     queue_interrupted,
     reap_lost,
     stale_trial_callback,
@@ -118,10 +119,6 @@ class PositionSeeded(optuna.samplers.BaseSampler):
         self._position: int | None = None
         self._inner = make(derived_seed(seed, "position", 0))
 
-    @property
-    def inner(self) -> optuna.samplers.BaseSampler:
-        return self._inner
-
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         position = trial_position(study.get_trials(deepcopy=False), trial.number)
         if position != self._position:
@@ -187,8 +184,9 @@ def open_study(config: ExperimentConfig, storage: optuna.storages.BaseStorage, s
 
 
 def _is_fault(trial: FrozenTrial) -> bool:
-    """A failed evaluation (not an interruption, a lost worker or an unneeded trial)."""
-    return trial.state == TrialState.FAIL and not trial.user_attrs.get(ATTR_INTERRUPTED) and ATTR_ERROR in trial.user_attrs and not str(trial.user_attrs[ATTR_ERROR]).startswith("worker lost")
+    """A failed evaluation (not an interruption or a lost worker)."""
+    reason = trial.user_attrs.get(ATTR_ERROR)
+    return trial.state == TrialState.FAIL and reason is not None and not trial.user_attrs.get(ATTR_INTERRUPTED) and not is_lost_reason(str(reason))
 
 
 class _Tracker:
@@ -370,10 +368,9 @@ def _completed(study: optuna.Study) -> int:
 
 @dataclass(frozen=True)
 class PreparedStudy:
-    """An opened study, how many trials it held, and its budget lock."""
+    """An opened study and its budget lock."""
 
     study: optuna.Study
-    existing: int
     lock: BudgetLock = field(default_factory=ThreadLock)
 
 
@@ -391,9 +388,5 @@ def prepare_study(
     :func:`codesign.search.storage.open_storage`."""
     target = storage if storage is not None else out_dir
     backend = open_storage(target, heartbeat_s=heartbeat_s, on_stale=stale_trial_callback(2 * heartbeat_s) if heartbeat_s else None)
-    try:
-        existing = len(backend.get_all_trials(backend.get_study_id_from_name(config.name), deepcopy=False))
-    except KeyError:
-        existing = 0
     study = open_study(config, backend, seeded_sampler(make_sampler, config.budget.seed))
-    return PreparedStudy(study, existing, budget_lock(backend, config.name, journal_path(target)))
+    return PreparedStudy(study, budget_lock(backend, config.name, journal_path(target)))

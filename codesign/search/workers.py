@@ -56,7 +56,14 @@ from codesign.search.storage import (
 
 LOCK_GRACE_S = 30
 """A budget lock file older than this is taken as left by a dead worker (Optuna's journal-lock default)."""
-LOST_BEFORE_LABEL = "worker lost before the trial started"
+LOST = "worker lost"
+"""How every lost worker's reason begins."""
+LOST_BEFORE_LABEL = f"{LOST} before the trial started"
+
+
+def is_lost_reason(reason: str) -> bool:
+    """Whether a failed trial's reason says its worker was lost (not that its evaluation failed)."""
+    return reason.startswith(LOST)
 
 
 def worker_label(index: int = 0) -> str:
@@ -70,9 +77,6 @@ def worker_label(index: int = 0) -> str:
 class BudgetLock(ABC):
     """Mutual exclusion between the workers of one study while a trial is created. ``release`` may be
     called when the lock is not held (it then does nothing)."""
-
-    exact: bool = True
-    """Whether the lock excludes workers on every host (False: :class:`NoLock`)."""
 
     @abstractmethod
     def acquire(self) -> None: ...
@@ -158,8 +162,6 @@ class ThreadLock(BudgetLock):
 class NoLock(BudgetLock):
     """No mutual exclusion (a database without a supported lock): the budget may be overshot."""
 
-    exact = False
-
     def acquire(self) -> None:
         pass
 
@@ -232,7 +234,7 @@ def stale_trial_callback(grace_s: int) -> Callable[[optuna.Study, FrozenTrial], 
     """Optuna's heartbeat callback: a trial failed for a stale heartbeat is a lost worker's."""
 
     def on_stale(study: optuna.Study, trial: FrozenTrial) -> None:
-        record_lost(study, trial, f"worker lost: no heartbeat for {grace_s} s")
+        record_lost(study, trial, f"{LOST}: no heartbeat for {grace_s} s")
 
     return on_stale
 
@@ -251,11 +253,12 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _dead_here(label: object, host: str) -> bool:
+def _dead_pid_here(label: object, host: str) -> int | None:
+    """The process id in worker ``label`` when it names a process on ``host`` that no longer runs."""
     if not isinstance(label, str) or label.count(":") < 2:
-        return False
+        return None
     where, pid, _ = label.rsplit(":", 2)
-    return where == host and pid.isdigit() and not _alive(int(pid))
+    return int(pid) if where == host and pid.isdigit() and not _alive(int(pid)) else None
 
 
 def _fail(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
@@ -272,7 +275,8 @@ def reap_lost(study: optuna.Study, *, holding_lock: bool, trials: Sequence[Froze
     how many this call failed. ``trials``: the study's trials, when the caller has just read them."""
     from optuna.storages._heartbeat import is_heartbeat_enabled
 
-    if is_heartbeat_enabled(study._storage):  # noqa: SLF001
+    heartbeat = is_heartbeat_enabled(study._storage)  # noqa: SLF001
+    if heartbeat:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
@@ -282,10 +286,11 @@ def reap_lost(study: optuna.Study, *, holding_lock: bool, trials: Sequence[Froze
     running = [t for t in (trials if trials is not None else study.get_trials(deepcopy=False)) if t.state == TrialState.RUNNING]
     for trial in running:
         label = trial.user_attrs.get(ATTR_WORKER)
+        pid = None if heartbeat else _dead_pid_here(label, host)
         if label is None and holding_lock:
             reason = LOST_BEFORE_LABEL
-        elif _dead_here(label, host) and not is_heartbeat_enabled(study._storage):  # noqa: SLF001
-            reason = f"worker lost: process {str(label).rsplit(':', 2)[1]} on {host} ended"
+        elif pid is not None:
+            reason = f"{LOST}: process {pid} on {host} ended"
         else:
             continue
         if _fail(study, trial, reason):

@@ -24,10 +24,15 @@ def config_at(tmp_path: Path, text: str, name: str = "exp.yaml"):  # type: ignor
     return load_config(path)
 
 
+def _prepared(config, out: Path):  # type: ignore[no-untyped-def]
+    """The experiment's problem and its study opened in ``out`` with the experiment's strategy."""
+    problem = build_problem(config)
+    return problem, prepare_study(config, storage=None, out_dir=out, make_sampler=sampler_factory(build_strategy(config), problem))
+
+
 def interrupting_run(config, out: Path, stop_at: int) -> int:  # type: ignore[no-untyped-def]
     """Run until the ``stop_at``-th evaluation, which is interrupted as by Ctrl-C."""
-    problem = build_problem(config)
-    prepared = prepare_study(config, storage=None, out_dir=out, make_sampler=sampler_factory(build_strategy(config), problem))
+    problem, prepared = _prepared(config, out)
     calls = []
 
     def evaluate(trial: optuna.Trial):  # type: ignore[no-untyped-def]
@@ -92,8 +97,7 @@ def test_the_study_names_its_objectives(tmp_path: Path, nb201_table: Path) -> No
 
 def test_crashed_evaluation_fails_one_trial_and_keeps_its_error(tmp_path: Path, nb201_table: Path) -> None:
     config = config_at(tmp_path, nb201_yaml(nb201_table, trials=6))
-    problem = build_problem(config)
-    prepared = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(build_strategy(config), problem))
+    problem, prepared = _prepared(config, tmp_path / "run")
     calls = []
 
     def evaluate(trial: optuna.Trial):  # type: ignore[no-untyped-def]
@@ -110,8 +114,7 @@ def test_crashed_evaluation_fails_one_trial_and_keeps_its_error(tmp_path: Path, 
 
 def test_repeated_failures_stop_with_one_clear_error(tmp_path: Path, nb201_table: Path) -> None:
     config = config_at(tmp_path, nb201_yaml(nb201_table, trials=30))
-    problem = build_problem(config)
-    prepared = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(build_strategy(config), problem))
+    problem, prepared = _prepared(config, tmp_path / "run")
 
     calls = []
 
@@ -145,8 +148,7 @@ def test_a_faulty_evaluation_fails_its_trial_with_the_reason_and_the_search_goes
     import torch
 
     config = config_at(tmp_path, nb201_yaml(nb201_table, trials=5))
-    problem = build_problem(config)
-    prepared = prepare_study(config, storage=None, out_dir=tmp_path / "run", make_sampler=sampler_factory(build_strategy(config), problem))
+    problem, prepared = _prepared(config, tmp_path / "run")
     calls = []
 
     def evaluate(trial: optuna.Trial):  # type: ignore[no-untyped-def]
