@@ -3,8 +3,8 @@ PostgreSQL and on a journal file, and the storage's own cost per trial.
 
 Scaling (the path users get): each run starts N ``codesign worker EXPERIMENT --storage S`` processes on
 a fresh study of a small co-design experiment whose evaluation trains an MBConv network on scikit-learn's
-digits (about 0.5 s of CPU per trial on one torch thread; every worker has its own cache folder, so nothing
-is reused). Throughput is taken in the steady state, from the storage's own trial times: the trials
+digits on one torch thread (a few tenths of a second of CPU per trial, reported as ``trial_cpu_s_median``;
+every worker has its own cache folder, so nothing is reused). Throughput is taken in the steady state, from the storage's own trial times: the trials
 completed after every worker finished its first trial (which pays for imports and data loading), over that
 time. ``speedup_2_workers_<storage>`` is the median 2-worker throughput over the median 1-worker
 throughput of the same storage, measured in the same run.
