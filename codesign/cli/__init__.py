@@ -21,11 +21,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pareto": ("codesign.cli.pareto", "query, filter, export, plot and compare stored fronts"),
     "hardware": ("codesign.cli.hardware", "devices, hardware models, and importing measured latencies"),
     "allocate-bits": ("codesign.cli.allocate", "optimal per-layer bit-widths under budgets (integer program)"),
+    "show": ("codesign.cli.show", "one pair in full, with its per-layer breakdown"),
     "export": ("codesign.cli.export", "export a deployable model-accelerator pair"),
 }
 """Command -> (module, one-line help); the module's ``register(subparsers)`` adds the full parser."""
 
-USES_OPTUNA = ("run", "worker", "pareto", "export")
+USES_OPTUNA = ("run", "worker", "pareto", "show", "export")
 """Commands that read or write a study: Optuna's log is quieted before they run."""
 
 

@@ -10,12 +10,12 @@ that ``from codesign.core.values import ...`` stays the one import path:
 - :mod:`codesign.core.network`: :class:`Layer`, :class:`Network`, :data:`LAYER_KINDS`;
 - :mod:`codesign.core.hardware`: :class:`AcceleratorConfig`, :class:`Resources`, :class:`LayerCost`,
   :class:`HardwareReport`, :data:`RESOURCE_NAMES`, ``ParamValue``;
-- :mod:`codesign.core.candidate`: :class:`Candidate`, :class:`Evaluation`, :class:`Fidelity`.
+- :mod:`codesign.core.candidate`: :class:`Candidate`, :class:`Evaluation`, :class:`LayerRecord`, :class:`Fidelity`.
 """
 
 from __future__ import annotations
 
-from codesign.core.candidate import Candidate, Evaluation, Fidelity
+from codesign.core.candidate import Candidate, Evaluation, Fidelity, LayerRecord, layer_records
 from codesign.core.hardware import (
     RESOURCE_NAMES,
     AcceleratorConfig,
@@ -36,7 +36,9 @@ __all__ = [
     "HardwareReport",
     "Layer",
     "LayerCost",
+    "LayerRecord",
     "Network",
     "ParamValue",
     "Resources",
+    "layer_records",
 ]

@@ -159,19 +159,12 @@ def _number(value: Any) -> float:
 
 def bits_summary(candidate: Candidate) -> str:
     """Layers per (weight, activation) bit pair, e.g. ``w4a4:10 w8a4:5``."""
-    counts: dict[tuple[int, int], int] = {}
-    for w, a in zip(candidate.weight_bits, candidate.act_bits, strict=False):
-        counts[(w, a)] = counts.get((w, a), 0) + 1
-    return " ".join(f"w{w}a{a}:{n}" for (w, a), n in sorted(counts.items()))
+    return candidate.bits_summary()
 
 
 def accelerator_summary(candidate: Candidate) -> str:
     """``overlay tm=64 tn=8 tr=4 tc=4 @200MHz`` (per-layer tuples shown by their length)."""
-    accel = candidate.accelerator
-    if accel is None:
-        return ""
-    params = " ".join(f"{k}={'[' + str(len(v)) + ']' if isinstance(v, tuple) else v}" for k, v in accel.params)
-    return f"{accel.template} {params} @{accel.clock_mhz:g}MHz"
+    return candidate.accelerator_summary()
 
 
 def _missing(value: Any) -> bool:

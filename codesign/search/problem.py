@@ -21,6 +21,7 @@ from codesign.core.values import (
     Fidelity,
     HardwareReport,
     Network,
+    layer_records,
 )
 from search_spaces.base import ArchitectureSpace
 from search_spaces.bitwidth import BitWidthSpace
@@ -137,7 +138,8 @@ class CodesignProblem:
         metrics["fp32_accuracy"] = float(measured.fp32_acc)
         fidelity["accuracy"] = fidelity["fp32_accuracy"] = Fidelity.MEASURED
         notes = report.notes if report is not None else ()
-        return Evaluation(candidate, metrics, fidelity, tuple(violations), notes)
+        layers = layer_records(network, report) if report is not None else ()
+        return Evaluation(candidate, metrics, fidelity, tuple(violations), notes, layers)
 
 
 class Table(Protocol):

@@ -23,7 +23,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial
 
 from codesign.core.errors import CodesignError
-from codesign.core.values import Evaluation
+from codesign.core.values import Evaluation, LayerRecord
 from codesign.search.journal import check_journal
 
 JOURNAL_NAME = "study.journal"
@@ -35,6 +35,8 @@ ATTR_CANDIDATE = "codesign.candidate"
 ATTR_METRICS = "codesign.metrics"
 ATTR_FIDELITY = "codesign.fidelity"
 ATTR_NOTES = "codesign.notes"
+ATTR_LAYERS = "codesign.layers"
+ATTR_SUMMARY = "codesign.summary"
 ATTR_VIOLATIONS = "codesign.violations"
 ATTR_ERROR = "codesign.error"
 ATTR_WORKER = "codesign.worker"
@@ -187,6 +189,18 @@ def record_evaluation(trial: optuna.trial.BaseTrial, evaluation: Evaluation) -> 
     trial.set_user_attr(ATTR_VIOLATIONS, list(evaluation.violations))
     if evaluation.notes:
         trial.set_user_attr(ATTR_NOTES, list(evaluation.notes))
+    trial.set_user_attr(ATTR_SUMMARY, evaluation.candidate.summary())
+    if evaluation.layers:
+        trial.set_user_attr(ATTR_LAYERS, [json_layer(layer) for layer in evaluation.layers])
+
+
+def json_layer(layer: LayerRecord) -> dict[str, Any]:
+    return {k: json_float(v) if isinstance(v, float) else v for k, v in layer.to_dict().items()}
+
+
+def stored_layers(trial: FrozenTrial) -> tuple[LayerRecord, ...]:
+    """The per-layer breakdown stored with ``trial`` (empty for a trial recorded without one)."""
+    return tuple(LayerRecord.from_dict(row) for row in trial.user_attrs.get(ATTR_LAYERS) or ())
 
 
 def json_float(value: float) -> float | str:
