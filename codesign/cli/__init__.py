@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hardware": ("codesign.cli.hardware", "devices, hardware models, and importing measured latencies"),
     "allocate-bits": ("codesign.cli.allocate", "optimal per-layer bit-widths under budgets (integer program)"),
     "show": ("codesign.cli.show", "one pair in full, with its per-layer breakdown"),
-    "export": ("codesign.cli.export", "export a deployable model-accelerator pair"),
+    "export": ("codesign.cli.export", "export a pair for FINN (QONNX), hls4ml and PyTorch"),
 }
 """Command -> (module, one-line help); the module's ``register(subparsers)`` adds the full parser."""
 

@@ -13,6 +13,7 @@ Paths inside the file (``accuracy.data_dir``, ``hardware.device_files``) are rel
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -276,6 +277,14 @@ class ExperimentConfig:
         if p.is_absolute() or self.source is None:
             return p
         return (self.source.parent / p).resolve()
+
+    def with_cache_dir(self, cache_dir: str | Path | None) -> ExperimentConfig:
+        """This experiment with ``accuracy.cache_dir`` replaced by a folder of this machine (unchanged for
+        None); the experiment's identity does not change."""
+        if cache_dir is None:
+            return self
+        local = self.accuracy.model_copy(update={"cache_dir": str(Path(cache_dir).resolve())})
+        return dataclasses.replace(self, accuracy=local)
 
     def output_dir(self, override: str | Path | None = None) -> Path:
         if override is not None:

@@ -3,7 +3,6 @@ and write ``front.csv`` / ``front.json`` into the output folder."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +87,7 @@ def run_experiment(
     this one's files to compute the same numbers). ``heartbeat_s``: seconds between the heartbeats of a
     worker on a database storage (a trial without one for twice as long is failed as lost and retried).
     """
-    if cache_dir is not None:
-        local = config.accuracy.model_copy(update={"cache_dir": str(Path(cache_dir).resolve())})
-        config = dataclasses.replace(config, accuracy=local)
+    config = config.with_cache_dir(cache_dir)
     if strategy is None:
         problem, strategy = build(config)
     else:

@@ -80,6 +80,15 @@ class LazyEvaluator:
     def trained_model(self, arch: Any, weight_bits: Any, act_bits: Any) -> Any:
         return self.evaluator.trained_model(arch, weight_bits, act_bits)
 
+    def is_cached(self, arch: Any, weight_bits: Any, act_bits: Any) -> bool:
+        result: bool = self.evaluator.is_cached(arch, weight_bits, act_bits)
+        return result
+
+    @property
+    def data(self) -> Any:
+        """The data splits the accuracy is measured on."""
+        return self.evaluator.data
+
 
 def make_accuracy_source(config: ExperimentConfig, space: Any) -> LazyEvaluator:
     return LazyEvaluator(config, space)

@@ -28,7 +28,40 @@ MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte.gz",
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
+DIGITS_MAX = 16.0
+"""scikit-learn's digits are 8x8 images of integer pixels in 0..16 (its ``load_digits`` documentation)."""
 _IDX_MAGIC = {2051: 3, 2049: 1}  # magic number -> number of dimensions (images, labels)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What turns a raw input into the model's input: ``(raw * scale - mean) / std``, with ``mean`` and
+    ``std`` those of the training split. ``raw`` says what the raw input is (e.g. scikit-learn's
+    ``load_digits`` pixels, 0..16). An export carries it, so the exported model takes raw inputs."""
+
+    scale: float = 1.0
+    mean: float = 0.0
+    std: float = 1.0
+    raw: str = "the data set's inputs as given to the model (no preprocessing recorded)"
+
+    @property
+    def mul(self) -> float:
+        return self.scale / self.std
+
+    @property
+    def add(self) -> float:
+        return -self.mean / self.std
+
+    def apply(self, raw: torch.Tensor) -> torch.Tensor:
+        return (raw * self.scale - self.mean) / self.std
+
+    def invert(self, x: torch.Tensor) -> torch.Tensor:
+        """The raw input that preprocesses into ``x``."""
+        return (x * self.std + self.mean) / self.scale
+
+    def to_dict(self) -> dict[str, object]:
+        return {"raw": self.raw, "scale": self.scale, "mean": self.mean, "std": self.std,
+                "formula": "(raw * scale - mean) / std"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +77,8 @@ class DataSplits:
     test_x: torch.Tensor
     test_y: torch.Tensor
     num_classes: int = 10
+    preprocess: Preprocess = Preprocess()
+    """How the raw inputs became ``*_x`` (identity where a data set records none)."""
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -181,9 +216,12 @@ def splits_from_arrays(
     *,
     train_subset: int | None = None,
     rng: np.random.Generator,
+    raw_scale: float = 1.0,
+    raw: str = Preprocess.raw,
 ) -> DataSplits:
     """:class:`DataSplits` from ``(images (N, H, W), labels)`` arrays: the seeded training subset, then
-    normalisation with the training split's mean and standard deviation."""
+    normalisation with the training split's mean and standard deviation. The arrays are the raw images
+    times ``raw_scale``; ``raw`` says what the raw images are (both go into :attr:`DataSplits.preprocess`)."""
     if train_subset is not None:
         if not 0 < train_subset <= len(train[1]):
             raise CodesignError(f"{name}: train_subset must be in (0, {len(train[1])}], got {train_subset}")
@@ -199,6 +237,7 @@ def splits_from_arrays(
         val_y=torch.from_numpy(val[1]),
         test_x=_tensors(test[0], mean, std),
         test_y=torch.from_numpy(test[1]),
+        preprocess=Preprocess(scale=raw_scale, mean=mean, std=std, raw=raw),
     )
 
 
@@ -214,14 +253,17 @@ class DigitsDataset(DatasetSource):
 
         rng = np.random.default_rng(seed)
         bunch = load_digits()
-        images, labels = (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
+        images, labels = (bunch.images / DIGITS_MAX).astype(np.float32), bunch.target.astype(np.int64)
         train_idx, val_idx, test_idx = _stratified_split(labels, (0.6, 0.2, 0.2), rng)
         if val_size is not None:
             val_idx = val_idx[:val_size]
         train = (images[train_idx], labels[train_idx])
         val = (images[val_idx], labels[val_idx])
         test = (images[test_idx], labels[test_idx])
-        return splits_from_arrays(self.name, seed, train, val, test, train_subset=train_subset, rng=rng)
+        return splits_from_arrays(
+            self.name, seed, train, val, test, train_subset=train_subset, rng=rng, raw_scale=1 / DIGITS_MAX,
+            raw="scikit-learn load_digits() images, pixel values 0..16, shape (N, 1, 8, 8)",
+        )
 
 
 class MnistDataset(DatasetSource):
@@ -261,7 +303,10 @@ class MnistDataset(DatasetSource):
         train = (tr_x[train_idx] / 255.0, tr_y[train_idx].astype(np.int64))
         val = (tr_x[val_idx] / 255.0, tr_y[val_idx].astype(np.int64))
         test = (te_x / 255.0, te_y.astype(np.int64))
-        return splits_from_arrays(self.name, seed, train, val, test, train_subset=train_subset, rng=rng)
+        return splits_from_arrays(
+            self.name, seed, train, val, test, train_subset=train_subset, rng=rng, raw_scale=1 / 255.0,
+            raw="MNIST IDX pixels, values 0..255, shape (N, 1, 28, 28)",
+        )
 
 
 def dataset_names() -> tuple[str, ...]:

@@ -155,6 +155,13 @@ class CachedEvaluator:
         set_quant_mode(model, "quant")
         return model.eval()
 
+    def is_cached(self, arch: Any, weight_bits: Sequence[int] | None = None, act_bits: Sequence[int] | None = None) -> bool:
+        """Whether :meth:`trained_model` finds everything in the cache (and so trains nothing)."""
+        keys = [self._key(arch, None)]
+        if weight_bits is not None or act_bits is not None:
+            keys.append(self._key(arch, self._bits(arch, weight_bits, act_bits)))
+        return all(key in self.cache and self.cache.get_json(key) is not None for key in keys)
+
     def _required_state(self, key: str) -> Mapping[str, torch.Tensor]:
         state = self.cache.get_state(key)
         if state is None:

@@ -1,5 +1,6 @@
-"""Deployable pairs: a front's model with its trained (quantized) weights, its per-layer bits and its
-accelerator configuration, written to a folder that loads back without the study."""
+"""Deployable pairs: a front's quantized model as QONNX (for FINN) and as a torch program, its integer
+weights, its hls4ml configuration and everything known about it, written to a folder that needs neither
+the study nor codesign to load, and checked by executing the QONNX graph with ``qonnx``."""
 
 from __future__ import annotations
 
@@ -7,41 +8,55 @@ import json
 import os
 import shutil
 import uuid
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 import torch
 
 from codesign.config.experiment import config_from_record
-from codesign.core.errors import CodesignError
-from codesign.core.values import Candidate
-from codesign.search.storage import (
-    ATTR_CANDIDATE,
-    ATTR_FIDELITY,
-    ATTR_METRICS,
-    load_experiment,
-    open_existing_storage,
-    pick_study,
-)
+from codesign.core.errors import CodesignError, CodesignWarning
+from codesign.results.deploy import DeployGraph
+from codesign.results.qonnx_export import ExecutionCheck
+from codesign.search.storage import load_experiment
 
 PAIR_JSON = "pair.json"
-WEIGHTS = "model.pt"
+QONNX = "model.onnx"
+TORCH = "model.pt2"
+INTEGERS = "integers.npz"
+HLS4ML = "hls4ml.yaml"
 LOADER = "load_model.py"
+FILES = (QONNX, TORCH, INTEGERS, HLS4ML, PAIR_JSON, LOADER)
+"""What an exported pair's folder holds."""
 
-_LOADER_TEXT = '''"""Load this exported model: ``python load_model.py`` prints it; ``load()`` returns it in eval mode."""
+_LOADER_TEXT = '''"""Load this exported pair with torch alone (no codesign needed).
 
+``load()`` returns the quantized model: raw input (see pair.json "input") in, logits out, the
+preprocessing included. ``python load_model.py`` prints the pair and runs the model on zeros.
+The same network as QONNX (for FINN) is model.onnx; the integer weights, scales and zero points are in
+integers.npz; the hls4ml configuration is hls4ml.yaml.
+"""
+
+import json
 from pathlib import Path
 
-from codesign.results.export import load_exported
+import torch
+
+HERE = Path(__file__).resolve().parent
 
 
 def load():
-    return load_exported(Path(__file__).resolve().parent)
+    return torch.export.load(HERE / "model.pt2").module()
 
 
 if __name__ == "__main__":
-    print(load())
+    pair = json.loads((HERE / "pair.json").read_text(encoding="utf-8"))
+    print(f"study {pair['study']}, trial {pair['trial']}: {pair['summary']}")
+    print("input:", pair["input"]["raw"], "shape", pair["input"]["shape"])
+    logits = load()(torch.zeros(1, *pair["input"]["shape"]))
+    print("logits on zeros:", [round(v, 4) for v in logits[0].tolist()])
 '''
 
 
@@ -58,11 +73,11 @@ def check_export_target(out_dir: str | Path, *, force: bool = False) -> Path:
     if out.exists() and not out.is_dir():
         if not force:
             raise CodesignError(
-                f"cannot export to {out}: it is a file (a pair is a folder of {WEIGHTS}, {PAIR_JSON}, {LOADER}); "
+                f"cannot export to {out}: it is a file (a pair is a folder of {', '.join(FILES)}); "
                 "pass --force to replace the file"
             )
     elif out.is_dir():
-        held = [name for name in (WEIGHTS, PAIR_JSON, LOADER) if (out / name).exists()]
+        held = [name for name in (*FILES, *_OLD_FILES) if (out / name).exists()]
         blocked = [name for name in held if (out / name).is_dir()]
         if blocked:
             raise CodesignError(f"cannot export to {out}: {', '.join(blocked)} in it is a folder")
@@ -73,10 +88,14 @@ def check_export_target(out_dir: str | Path, *, force: bool = False) -> Path:
     return out
 
 
-def _write_pair(out: Path, model: torch.nn.Module, doc: dict[str, Any]) -> None:
-    """Write the three files into a fresh folder beside ``out``, then move them into place: a failed write
-    (a full disk, say) leaves ``out`` as it was, and a file that ``out`` replaces goes only once the new
-    files exist."""
+_OLD_FILES = ("model.pt",)
+"""Files of an older export layout that an export into the same folder also counts as a pair."""
+
+
+def _write_pair(out: Path, files: Mapping[str, Callable[[Path], object]]) -> None:
+    """Write every file (name -> writer of that path) into a fresh folder beside ``out``, then move them
+    into place: a failed write (a full disk, say) leaves ``out`` as it was, and a file that ``out``
+    replaces goes only once the new files exist."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:12]}"
@@ -84,12 +103,13 @@ def _write_pair(out: Path, model: torch.nn.Module, doc: dict[str, Any]) -> None:
     except OSError as exc:
         raise CodesignError(f"cannot export to {out}: {exc.strerror or exc}") from None
     try:
-        torch.save(model.state_dict(), staging / WEIGHTS)
-        (staging / PAIR_JSON).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        (staging / LOADER).write_text(_LOADER_TEXT, encoding="utf-8")
+        for name, write in files.items():
+            write(staging / name)
         if out.is_dir():
-            for name in (WEIGHTS, PAIR_JSON, LOADER):
+            for name in files:
                 os.replace(staging / name, out / name)
+            for name in _OLD_FILES:
+                (out / name).unlink(missing_ok=True)
         else:
             if out.exists():
                 out.unlink()  # a file, which check_export_target let go only with force
@@ -100,72 +120,187 @@ def _write_pair(out: Path, model: torch.nn.Module, doc: dict[str, Any]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class ExportResult:
+    """Where a pair went and what checking it by execution found."""
+
+    folder: Path
+    qonnx: ExecutionCheck
+    torch_max_abs_logit_diff: float
+    trained_now: bool
+    """The model was not in the cache and was trained again (from the experiment's seed) for the export."""
+    hls4ml_unsupported: str = ""
+    """Why hls4ml cannot convert this network (its ``hls4ml.yaml`` then lists the bits and reuse factors
+    only); empty when it can."""
+
+
 def export_pair(
-    storage: str | Path, trial_number: int, out_dir: str | Path, *, study: str | None = None, force: bool = False
-) -> Path:
-    """Write trial ``trial_number``'s pair to ``out_dir``: ``model.pt`` (state dict), ``pair.json`` (space,
-    architecture, per-layer bits with layer names, accelerator, metrics) and ``load_model.py``. An existing
-    file at ``out_dir``, or a pair already exported there, is replaced only with ``force``
-    (:func:`check_export_target`, checked before the study is read)."""
-    out = check_export_target(out_dir, force=force)
-    backend = open_existing_storage(storage)
-    name = pick_study(backend, study)
-    loaded = optuna.load_study(study_name=name, storage=backend)
-    trials = {t.number: t for t in loaded.get_trials(deepcopy=False)}
-    trial = trials.get(trial_number)
-    if trial is None or ATTR_CANDIDATE not in trial.user_attrs:
-        done = sorted(n for n, t in trials.items() if ATTR_CANDIDATE in t.user_attrs)
-        raise CodesignError(f"study {name!r} has no evaluated trial {trial_number}; evaluated: {_ranges(done)}")
-    config = config_from_record(load_experiment(loaded))
+    storage: str | Path,
+    trial_number: int,
+    out_dir: str | Path,
+    *,
+    study: str | None = None,
+    force: bool = False,
+    cache_dir: str | Path | None = None,
+) -> ExportResult:
+    """Write trial ``trial_number``'s pair to ``out_dir`` (:data:`FILES`): the quantized network as QONNX
+    (``model.onnx``, for FINN) and as a torch program (``model.pt2``, loadable with torch alone), both
+    taking the raw input with the data set's preprocessing inside; the integer weights with their scales
+    and zero points (``integers.npz``); the hls4ml configuration (``hls4ml.yaml``); and ``pair.json``:
+    space, architecture, per-layer bits and hardware costs, accelerator, the searched numbers and the
+    test-split numbers labelled as such, the preprocessing, and the export's own check.
+
+    The check runs the QONNX graph with ``qonnx`` on the test split beside the PyTorch quantized model the
+    numbers were measured on (same predictions on every sample is the expectation; the figures are
+    recorded either way, and a mismatch is warned about). A model missing from the cache is trained again
+    from the experiment's seed, with a warning (``cache_dir`` names this machine's cache folder when the run
+    used another than its experiment file's, as ``codesign run --cache`` does). An existing file at ``out_dir``, or a pair already exported
+    there, is replaced only with ``force`` (:func:`check_export_target`, checked before the study is read)."""
+    import numpy as np
+    import onnx
+
+    from codesign.results.deploy import DeployedModule, deploy_graph
+    from codesign.results.hls4ml_export import Hls4mlUnsupported, hls4ml_config, hls4ml_yaml
+    from codesign.results.pair import load_pair
+    from codesign.results.qonnx_export import check_by_execution, to_qonnx
     from codesign.search.build import build_problem
     from codesign.search.problem import CodesignProblem
 
+    out = check_export_target(out_dir, force=force)
+    loaded, pair = load_pair(storage, trial_number, study=study)
+    config = config_from_record(load_experiment(loaded)).with_cache_dir(cache_dir)
     problem = build_problem(config)
     if not isinstance(problem, CodesignProblem):
-        raise CodesignError(f"study {name!r} searches a table ({config.space.architecture}); it has no model to export")
-    candidate = Candidate.from_dict(trial.user_attrs[ATTR_CANDIDATE])
+        raise CodesignError(f"study {pair.study!r} searches a table ({config.space.architecture}); it has no model to export")
+    candidate = pair.candidate
     arch = problem.space.from_id(candidate.arch_id)
     network = problem.space.network(arch, candidate.weight_bits, candidate.act_bits)
-    model = problem.accuracy.trained_model(arch, candidate.weight_bits, candidate.act_bits)  # type: ignore[attr-defined]
-    doc: dict[str, Any] = {
-        "study": name,
-        "trial": trial_number,
-        "space": {"name": config.space.architecture, "options": dict(config.space.options)},
-        "candidate": candidate.to_dict(),
-        "layers": [
-            {"name": layer.name, "weight_bits": layer.weight_bits, "act_bits": layer.act_bits}
-            for layer in network.weighted_layers
-        ],
-        "accelerator": None if candidate.accelerator is None else candidate.accelerator.to_dict(),
-        "metrics": trial.user_attrs.get(ATTR_METRICS, {}),
-        "fidelity": trial.user_attrs.get(ATTR_FIDELITY, {}),
-        "network": network.to_dict(),
+    accuracy = problem.accuracy
+    trained_now = not accuracy.is_cached(arch, candidate.weight_bits, candidate.act_bits)  # type: ignore[attr-defined]
+    if trained_now:
+        warnings.warn(CodesignWarning(
+            f"trial {trial_number}'s model is not in the cache {_cache_name(config)}; training it again from the "
+            "experiment's seed (the same schedule gives the same weights; --cache names the run's cache folder)"
+        ), stacklevel=2)
+    model = accuracy.trained_model(arch, candidate.weight_bits, candidate.act_bits)  # type: ignore[attr-defined]
+    data = accuracy.data  # type: ignore[attr-defined]
+    graph = deploy_graph(model, network, data.input_shape, data.preprocess)
+    proto = to_qonnx(graph, name=f"{pair.study}_trial{trial_number}", num_classes=data.num_classes)
+    x, y = data.split("test")
+    raw = data.preprocess.invert(x)
+    check = check_by_execution(proto, model, x, raw, y)
+    deployed = DeployedModule(graph).eval()
+    with torch.no_grad():
+        torch_diff = float((deployed(raw) - model(x)).abs().max())
+    program = torch.export.export(deployed, (raw[:2],), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    if not check.all_same:
+        warnings.warn(CodesignWarning(
+            f"trial {trial_number}: the QONNX graph run by qonnx predicts differently from the PyTorch model on "
+            f"{check.samples - check.same_predictions} of {check.samples} test samples (recorded in {PAIR_JSON})"
+        ), stacklevel=2)
+    try:
+        hls4ml_config(graph, candidate, network)
+        hls4ml_note = ""
+    except Hls4mlUnsupported as exc:
+        hls4ml_note = str(exc)
+    hls4ml_text = hls4ml_yaml(graph, candidate, network)
+    doc = _pair_doc(pair, config, network, data, check, torch_diff, trained_now)
+    doc["export_check"]["hls4ml"] = hls4ml_note or "the configuration is for hls4ml's PyTorch front end (plain_torch_model of the graph)"
+    doc["graph"] = graph.structure()
+    files: dict[str, Callable[[Path], object]] = {
+        QONNX: lambda p: onnx.save(proto, str(p)),
+        TORCH: lambda p: torch.export.save(program, p),
+        INTEGERS: lambda p: _save_npz(p, graph.integer_record(), np),
+        HLS4ML: lambda p: p.write_text(hls4ml_text, encoding="utf-8"),
+        PAIR_JSON: lambda p: p.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8"),
+        LOADER: lambda p: p.write_text(_LOADER_TEXT, encoding="utf-8"),
     }
-    _write_pair(out, model, doc)
-    return out
+    _write_pair(out, files)
+    return ExportResult(out, check, torch_diff, trained_now, hls4ml_note)
 
 
-def load_exported(folder: str | Path) -> torch.nn.Module:
-    """The exported model, with its bits set and quantization on, in eval mode."""
-    from codesign.nn.training import build_model
-    from codesign.quantization.fake import set_bits, set_quant_mode
-    from search_spaces.registry import make_space
+def _cache_name(config: Any) -> str:
+    from codesign.nn.accuracy import default_cache_dir
+
+    return str(config.resolve(config.accuracy.cache_dir) or default_cache_dir())
+
+
+def _save_npz(path: Path, arrays: Mapping[str, Any], np: Any) -> None:
+    with path.open("wb") as handle:  # a file object: numpy would append ".npz" to a path without it
+        np.savez(handle, **arrays)
+
+
+def _pair_doc(pair: Any, config: Any, network: Any, data: Any, check: Any, torch_diff: float, trained_now: bool) -> dict[str, Any]:
+    from codesign.results.front import TEST_METRICS
+
+    costs = {layer.name: layer for layer in pair.layers}
+    verified = {k: v for k, v in pair.verified.items() if k in TEST_METRICS}
+    return {
+        "study": pair.study,
+        "trial": pair.trial,
+        "summary": pair.candidate.summary(),
+        "space": {"name": config.space.architecture, "options": dict(config.space.options)},
+        "candidate": pair.candidate.to_dict(),
+        "accelerator": None if pair.candidate.accelerator is None else pair.candidate.accelerator.to_dict(),
+        "input": {"shape": list(data.input_shape), **data.preprocess.to_dict()},
+        "layers": [
+            {
+                "name": layer.name,
+                "kind": layer.kind,
+                "weight_bits": layer.weight_bits if layer.has_weights else 0,
+                "act_bits": layer.act_bits,
+                **({"cost": costs[layer.name].to_dict()} if layer.name in costs else {}),
+            }
+            for layer in network.layers
+        ],
+        "metrics": {
+            "searched": {k: _json_number(v) for k, v in pair.searched.items()},
+            "searched_source": dict(pair.fidelity),
+            "searched_note": "the numbers the search chose on: accuracy on the validation split, hardware from the model",
+            "verified": {k: _json_number(v) for k, v in verified.items()} or None,
+            "verified_note": "measured on the test split after the search; never used to choose"
+            if verified else "this pair was not verified on the test split",
+        },
+        "export_check": {
+            "split": "test",
+            "qonnx": check.to_dict(),
+            "torch_program_max_abs_logit_diff": torch_diff,
+            "trained_at_export": trained_now,
+        },
+        "notes": list(pair.notes),
+    }
+
+
+def _json_number(value: float) -> float | str:
+    import math
+
+    return value if math.isfinite(value) else str(value)
+
+
+def exported_graph(folder: str | Path) -> DeployGraph:
+    """The deploy graph of an exported folder (from ``pair.json`` and ``integers.npz``): what
+    :func:`codesign.results.hls4ml_export.plain_torch_model` and the QONNX writer take."""
+    import numpy as np
+
+    from codesign.results.deploy import load_graph
 
     folder = Path(folder)
     try:
         doc = json.loads((folder / PAIR_JSON).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CodesignError(f"{folder} holds no {PAIR_JSON}; export a pair with 'codesign export'") from None
-    space = make_space(doc["space"]["name"], **doc["space"]["options"])
-    candidate = Candidate.from_dict(doc["candidate"])
-    model = build_model(space, space.from_id(candidate.arch_id))
-    set_bits(model, candidate.weight_bits, candidate.act_bits)
-    set_quant_mode(model, "quant")
-    model.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True))
-    return model.eval()
+        with np.load(folder / INTEGERS) as arrays:
+            return load_graph(doc["graph"], {k: arrays[k] for k in arrays.files})
+    except FileNotFoundError as exc:
+        raise CodesignError(f"{folder} holds no {Path(exc.filename).name}; export a pair with 'codesign export'") from None
+    except (KeyError, ValueError, OSError) as exc:
+        raise CodesignError(f"{folder}: not a readable export ({type(exc).__name__}: {exc})") from None
 
 
-def _ranges(numbers: list[int]) -> str:
-    if not numbers:
-        return "none"
-    return f"{numbers[0]}..{numbers[-1]}" if numbers == list(range(numbers[0], numbers[-1] + 1)) else ", ".join(map(str, numbers))
+def load_exported(folder: str | Path) -> torch.nn.Module:
+    """The exported model (raw input in, logits out), loaded with torch alone from ``model.pt2``."""
+    folder = Path(folder)
+    if not (folder / TORCH).is_file():
+        raise CodesignError(f"{folder} holds no {TORCH}; export a pair with 'codesign export'")
+    try:
+        return torch.export.load(folder / TORCH).module()
+    except Exception as exc:  # noqa: BLE001 - a corrupt program file raises many types
+        raise CodesignError(f"{folder / TORCH}: cannot load it ({type(exc).__name__}: {exc})") from None

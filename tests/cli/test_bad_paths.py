@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from codesign.cli import main
+from codesign.results.export import FILES
 from simulators.devices import BUILTIN_DIR
 from tests.helpers import digits_yaml, nb201_yaml
 
@@ -296,7 +297,7 @@ def test_export_refuses_to_replace_without_force(tmp_path: Path, capsys: pytest.
     one_error(capsys, argv, str(target), "it is a file", "--force")
     assert target.read_text() == "a file of mine"  # untouched
     assert main([*argv, "--force"]) == 0
-    assert sorted(p.name for p in target.iterdir()) == ["load_model.py", "model.pt", "pair.json"]
+    assert sorted(p.name for p in target.iterdir()) == sorted(FILES)
     one_error(capsys, argv, "already holds an exported pair", "--force")
     assert main([*argv, "--force"]) == 0
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]  # no staging folder left behind
