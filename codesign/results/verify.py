@@ -11,22 +11,26 @@ that finished first) is not measured again and its record is never overwritten, 
 kept beside the test ones stay the searched ones. Finished Optuna trials cannot be changed, so the records
 are kept on the study, one attribute per pair (:func:`codesign.search.storage.save_verified`), and
 :func:`codesign.results.front.trials_frame` merges them back: the verified front can be rebuilt from the
-storage alone.
+storage alone. Each record is also written as an optuna-dashboard note on its trial
+(:mod:`codesign.results.dashboard`); a note that cannot be written is a warning, never a lost record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import optuna
 
+from codesign.core.errors import CodesignWarning
 from codesign.core.values import Fidelity
-from codesign.results.front import TEST_METRICS, ParetoFront
+from codesign.results import dashboard
+from codesign.results.front import TEST_METRICS, FrontPair, ParetoFront
 from codesign.search.problem import CodesignProblem, Problem
-from codesign.search.storage import json_float, save_verified, verified_records
+from codesign.search.storage import ATTR_VERIFIED, json_float, save_verified, verified_records
 
 
 @dataclass(frozen=True)
@@ -63,19 +67,39 @@ def verify_front(problem: Problem, study: optuna.Study, front: ParetoFront) -> V
     if not isinstance(problem, CodesignProblem) or len(front) == 0:
         return None
     measured = 0
+    searched_on = (*front.names, *(c.metric for c in front.constraints))
     for pair in front.pairs():
         if str(pair.trial) in verified_records(study):  # re-read: another worker may have measured it
             continue
         evaluation = problem.evaluate(pair.candidate, split="test")
-        save_verified(study, pair.trial, {  # an unverified pair holds the searched numbers only
+        record = {  # an unverified pair holds the searched numbers only
             "metrics": {k: json_float(v) for k, v in evaluation.metrics.items()},
             "fidelity": {k: v.value for k, v in evaluation.fidelity.items()},
             "split": "test",
             "searched": {k: json_float(v) for k, v in pair.metrics.items()},
-        })
+        }
+        save_verified(study, pair.trial, record)
+        _note_on_trial(study, pair, record, searched_on)
         measured += 1
     records = verified_records(study)
     return _report([records[str(pair.trial)] for pair in front.pairs()], measured)
+
+
+def _note_on_trial(study: optuna.Study, pair: FrontPair, record: Mapping[str, Any], searched_on: Sequence[str]) -> None:
+    """The record as the trial's optuna-dashboard note; the record is saved already, so a failure here
+    (an optuna-dashboard that changed, a storage that refuses the note) costs the note only, and says so."""
+    try:
+        note = dashboard.verified_note(record, candidate=pair.candidate, searched_on=searched_on)
+        dashboard.save_trial_note(study, pair.trial, note)
+    except Exception as exc:  # any failure of a third-party writer; verification itself must not fail
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        warnings.warn(
+            CodesignWarning(
+                f"trial {pair.trial}: verified numbers saved in study attribute {ATTR_VERIFIED}.{pair.trial}, "
+                f"but its optuna-dashboard note was not written ({type(exc).__name__}: {reason})"
+            ),
+            stacklevel=3,
+        )
 
 
 def _report(records: list[Mapping[str, Any]], measured: int) -> VerificationReport:
