@@ -23,10 +23,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "allocate-bits": ("codesign.cli.allocate", "optimal per-layer bit-widths under budgets (integer program)"),
     "show": ("codesign.cli.show", "one pair in full, with its per-layer breakdown"),
     "export": ("codesign.cli.export", "export a pair for FINN (QONNX), hls4ml and PyTorch"),
+    "report": ("codesign.cli.report", "a self-contained HTML report of one or more studies"),
 }
 """Command -> (module, one-line help); the module's ``register(subparsers)`` adds the full parser."""
 
-USES_OPTUNA = ("run", "worker", "pareto", "show", "export")
+USES_OPTUNA = ("run", "worker", "pareto", "show", "export", "report")
 """Commands that read or write a study: Optuna's log is quieted before they run."""
 
 

@@ -431,13 +431,25 @@ def load_front(
     backend = open_existing_storage(storage)
     name = pick_study(backend, study)
     loaded = optuna.load_study(study_name=name, storage=backend)
-    experiment = load_experiment(loaded)
+    return study_front(loaded, objectives=objectives, filters=filters, ignore_constraints=ignore_constraints, verified=verified)
+
+
+def study_front(
+    study: optuna.Study,
+    *,
+    objectives: Sequence[tuple[str, str]] | None = None,
+    filters: Sequence[Filter] = (),
+    ignore_constraints: bool = False,
+    verified: bool | None = None,
+) -> ParetoFront:
+    """:func:`load_front` of a study already open (its trials are read once)."""
+    experiment = load_experiment(study)
     if objectives is None:
         objectives = tuple((str(k), str(v)) for k, v in experiment["objectives"].items())
     constraints = () if ignore_constraints else tuple(parse_constraint(m, t) for m, t in experiment.get("constraints", {}).items())
-    _, rows = trial_rows(loaded)
+    _, rows = trial_rows(study)
     front = compute_front(
-        rows, study=name, objectives=objectives, constraints=constraints, filters=filters, verified_only=bool(verified)
+        rows, study=study.study_name, objectives=objectives, constraints=constraints, filters=filters, verified_only=bool(verified)
     )
     hardware = experiment.get("hardware") or {}
     setting = tuple((k, str(hardware.get(k))) for k in ("model", "device", "clock_mhz") if hardware.get(k) is not None)
