@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 
 def nb201_yaml(table: Path, *, name: str = "nb", trials: int = 12, strategy: str = "tpe", extra: str = "") -> str:
@@ -27,3 +30,14 @@ def digits_yaml(tmp: Path, *, name: str = "dg", trials: int = 3, strategy: str =
         f"strategy: {{name: {strategy}}}\n"
         f"budget: {{trials: {trials}, seed: 0}}\n" + extra
     )
+
+
+def postgres_url() -> str:
+    """The test database (``CODESIGN_TEST_POSTGRES_URL``; ``.ci/run`` starts one): without it the test
+    skips, except under ``CI``, where it fails."""
+    url = os.environ.get("CODESIGN_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide CODESIGN_TEST_POSTGRES_URL (.ci/run starts a server)")
+        pytest.skip("no CODESIGN_TEST_POSTGRES_URL")
+    return url

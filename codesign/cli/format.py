@@ -108,12 +108,6 @@ def check_output_file(path: str, flag: str) -> Path:
 def write_output_file(path: str, text: str, flag: str) -> Path:
     """Write ``text`` (UTF-8) to ``path``, creating its missing folders; any failure is a one-line
     :class:`CodesignError` naming the option and the path."""
-    from codesign.core.errors import CodesignError
+    from codesign.core.files import write_text
 
-    target = check_output_file(path, flag)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise CodesignError(f"{flag} {path}: cannot write ({exc.strerror or exc})") from None
-    return target
+    return write_text(check_output_file(path, flag), text, f"{flag} {path}")

@@ -62,6 +62,7 @@ import torch.fx
 from torch import Tensor, nn
 
 from codesign.core.errors import CodesignError
+from codesign.core.files import write_text
 from codesign.core.values import AcceleratorConfig, Candidate, Network
 from codesign.results.deploy import DeployGraph, DeployNode
 
@@ -543,13 +544,7 @@ def hls4ml_yaml(graph: DeployGraph, candidate: Candidate, network: Network, *, b
 def write_hls4ml(graph: DeployGraph, candidate: Candidate, network: Network, folder: str | Path, *, backend: str = "Vitis") -> Path:
     """Write :func:`hls4ml_yaml` to ``folder/hls4ml.yaml`` and return its path."""
     path = Path(folder) / HLS4ML_YAML
-    text = hls4ml_yaml(graph, candidate, network, backend=backend)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise CodesignError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    return write_text(path, hls4ml_yaml(graph, candidate, network, backend=backend), str(path))
 
 
 def read_hls4ml(path: str | Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import optuna
 
 from codesign.config.experiment import config_from_record
 from codesign.core.errors import CodesignError
+from codesign.core.files import write_text
 from codesign.results import _report_figures as figures
 from codesign.results.front import ParetoFront, compare_fronts, study_front
 from codesign.results.pair import StoredPair, stored_pair
@@ -377,13 +378,7 @@ class Report:
         """Write the page (UTF-8) to ``path``, creating its missing folders."""
         target = Path(path)
         _check_file(target, "--out")
-        text = self.html()
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise CodesignError(f"--out {path}: cannot write ({exc.strerror or exc})") from None
-        return target
+        return write_text(target, self.html(), f"--out {path}")
 
     def write_pngs(self, folder: str | Path, *, scale: float = 2.0) -> tuple[Path, ...]:
         """Every figure as ``folder/<section id>.png`` (``scale`` times its layout size), through kaleido

@@ -6,7 +6,6 @@ record, and says so in one line."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from codesign.search.storage import (
     open_storage,
     verified_records,
 )
-from tests.helpers import digits_yaml
+from tests.helpers import digits_yaml, postgres_url
 
 STARTUP_TIMEOUT_S = 30.0
 
@@ -142,12 +141,7 @@ def _storage_target(kind: str, tmp_path: Path) -> str:
         return str(tmp_path / "notes.journal")
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'notes.db'}"
-    url = os.environ.get("CODESIGN_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide CODESIGN_TEST_POSTGRES_URL (.ci/run starts a server)")
-        pytest.skip("no CODESIGN_TEST_POSTGRES_URL")
-    return url
+    return postgres_url()
 
 
 def _wsgi_get(storage: optuna.storages.BaseStorage, path: str) -> Any:
