@@ -71,6 +71,35 @@ SEED_MAX = 2**32 - 1
 """The largest seed: Optuna's samplers seed numpy generators that take 32-bit seeds."""
 
 
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+"""The values of ``accuracy.device`` (whether the machine has that GPU is checked when the experiment is built)."""
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_MODULE = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*$")
+_ATTRIBUTE = re.compile(rf"^{_IDENTIFIER}$")
+
+
+def is_factory_spec(value: str) -> bool:
+    """Whether ``accuracy.dataset`` names a factory (``module:function`` or ``file.py:function``) rather
+    than a registered data set."""
+    return ":" in value
+
+
+def check_factory_spec(value: str) -> str:
+    """``value`` if it has the form ``package.module:function`` or ``path/to/file.py:function``; otherwise
+    ``ValueError`` saying what was expected."""
+    target, _, attribute = value.rpartition(":")
+    expected = "expected 'package.module:function' or 'path/to/file.py:function'"
+    if not target or not _ATTRIBUTE.match(attribute):
+        raise ValueError(f"{expected}, got {shown(value)} (the part after the last ':' must be a Python name)")
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        if not target.endswith(".py"):
+            raise ValueError(f"{expected}, got {shown(value)} (a file must end in .py)")
+        return value
+    if not _MODULE.match(target):
+        raise ValueError(f"{expected}, got {shown(value)} ({shown(target)} is not a dotted module name)")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
@@ -119,6 +148,8 @@ class AccuracyConfig(_Strict):
 
     method: Literal["scratch", "supernet", "table"] = "scratch"
     dataset: str = "digits"
+    """A registered data set (``digits``, ``mnist``, ``folder``, ``npz``, or a plugin's name), or a factory
+    ``package.module:function`` / ``path/to/file.py:function`` (a file relative to the experiment file)."""
     data_dir: PathText | None = None
     epochs: Int = Field(default=3, ge=1, le=1000)
     batch_size: Int = Field(default=64, ge=1, le=1_000_000)
@@ -133,6 +164,23 @@ class AccuracyConfig(_Strict):
     sets it for its process, Python API users call ``torch.set_num_threads`` themselves."""
     supernet: dict[str, Any] = Field(default_factory=dict)
     """Options of the supernet's training schedule (``method: supernet``), e.g. ``{steps: 1500}``."""
+    device: str = "auto"
+    """Where training, the supernet, Hessian traces and evaluation run: ``auto`` (the GPU when torch sees
+    one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``. A setting of the machine, not of the experiment;
+    a GPU that is not there is refused when the experiment is built."""
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        # a registered name is looked up when the experiment is built; a factory's form is checked now
+        return check_factory_spec(value) if is_factory_spec(value) else value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not DEVICE_PATTERN.match(value):
+            raise ValueError(f"expected auto, cpu, cuda or cuda:N (N a GPU index), got {shown(value)}")
+        return value
 
 
 class StrategyConfig(_Strict):
@@ -470,7 +518,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
 IDENTITY_KEYS = ("space", "hardware", "accuracy", "objectives", "constraints", "strategy")
 """The parts of an experiment that must not change under an existing study."""
-MACHINE_LOCAL_ACCURACY = ("cache_dir", "data_dir", "threads")
+MACHINE_LOCAL_ACCURACY = ("cache_dir", "data_dir", "threads", "device")
 """Settings of one machine, not of the experiment: workers elsewhere join the study with their own."""
 
 
@@ -483,7 +531,11 @@ def config_record(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def config_from_record(record: Mapping[str, Any]) -> ExperimentConfig:
-    """The experiment a study was run with (see :func:`config_record`)."""
+    """The experiment a study was run with (see :func:`config_record`), to be rebuilt on this machine: its
+    ``accuracy.device`` is this machine's choice (``auto``), not the one the study ran on, which may have
+    had a GPU that this one lacks."""
     data = {k: v for k, v in record.items() if k not in ("source", "identity")}
+    if isinstance(data.get("accuracy"), Mapping) and "device" in data["accuracy"]:
+        data["accuracy"] = {k: v for k, v in data["accuracy"].items() if k != "device"}
     source = record.get("source")
     return config_from_mapping(data, source=Path(source) if source else None)

@@ -6,7 +6,7 @@ other strategies and other workers reuse them.
 
 The experiment's ``accuracy.threads`` is not applied here: torch's thread count is process-wide, so the
 caller that owns the process sets it (the ``codesign run`` command does; a Python caller calls
-``torch.set_num_threads`` itself).
+``torch.set_num_threads`` itself). ``accuracy.device`` is: training and measurement run there.
 """
 
 from __future__ import annotations
@@ -35,24 +35,44 @@ class LazyEvaluator:
         self._config = config
         self._space = space
         self._evaluator: Any = None
+        self._failure: CodesignError | None = None
 
     @property
     def evaluator(self) -> Any:
+        if self._failure is not None:  # bad data fail every trial alike: say so without loading them again
+            raise self._failure
         if self._evaluator is None:
-            self._evaluator = self._build()
+            try:
+                self._evaluator = self._build()
+            except CodesignError as exc:
+                self._failure = exc
+                raise
         return self._evaluator
 
     def _build(self) -> Any:
-        from codesign.nn.data import load_dataset
+        from codesign.nn.device import resolve_device
+        from codesign.nn.user_data import dataset_source
 
         acc = self._config.accuracy
         seed = self._config.budget.seed
         root = self._config.resolve(acc.data_dir)
-        data = load_dataset(acc.dataset, root=root, seed=seed, train_subset=acc.train_subset)
+        base = self._config.source.parent if self._config.source is not None else None
+        try:
+            device = resolve_device(acc.device)
+        except CodesignError as exc:
+            raise ConfigError("accuracy.device", str(exc)) from None
+        data = dataset_source(acc.dataset, base_dir=base).load(seed=seed, root=root, train_subset=acc.train_subset)
         if data.input_shape != tuple(self._space.input_shape):
             raise ConfigError(
                 "accuracy.dataset",
                 f"{acc.dataset} images are {data.input_shape} but space {self._space.name!r} expects {tuple(self._space.input_shape)}",
+            )
+        classes = getattr(self._space, "num_classes", None)  # not every space has a classifier head of its own
+        if classes is not None and data.num_classes != classes:
+            raise ConfigError(
+                "accuracy.dataset",
+                f"{acc.dataset} has {data.num_classes} classes but space {self._space.name!r} has {classes} "
+                f"outputs (space.options: {{num_classes: {data.num_classes}}})",
             )
         cache = self._config.resolve(acc.cache_dir) or default_cache_dir()
         schedule = TrainSchedule(epochs=acc.epochs, batch_size=acc.batch_size, lr=acc.lr, qat_steps=acc.qat_steps)
@@ -67,18 +87,20 @@ class LazyEvaluator:
             except CodesignError as exc:
                 raise ConfigError("accuracy.supernet", str(exc)) from None
             return SupernetEvaluator(
-                self._space, data, schedule=schedule, supernet_schedule=supernet, cache=str(cache), seed=seed
+                self._space, data, schedule=schedule, supernet_schedule=supernet, cache=str(cache), seed=seed,
+                device=device,
             )
         from codesign.nn.training import ScratchEvaluator
 
-        return ScratchEvaluator(self._space, data, schedule=schedule, cache=str(cache), seed=seed)
+        return ScratchEvaluator(self._space, data, schedule=schedule, cache=str(cache), seed=seed, device=device)
 
     def measure(self, arch: Any, weight_bits: Any, act_bits: Any, *, split: str = "val") -> Measurement:
         result: Measurement = self.evaluator.measure(arch, weight_bits, act_bits, split=split)
         return result
 
     def trained_model(self, arch: Any, weight_bits: Any, act_bits: Any) -> Any:
-        return self.evaluator.trained_model(arch, weight_bits, act_bits)
+        """The trained model, on the CPU (for export and inspection, whichever device measured it)."""
+        return self.evaluator.trained_model(arch, weight_bits, act_bits).cpu()
 
     def is_cached(self, arch: Any, weight_bits: Any, act_bits: Any) -> bool:
         result: bool = self.evaluator.is_cached(arch, weight_bits, act_bits)

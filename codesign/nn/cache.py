@@ -78,8 +78,9 @@ class DiskCache:
         return state
 
     def put_state(self, key: str, state: Mapping[str, torch.Tensor]) -> None:
+        """Store ``state`` from the CPU, whatever device its tensors are on (the cache is device-free)."""
         buffer = io.BytesIO()
-        torch.save(dict(state), buffer)
+        torch.save({k: v.detach().cpu() for k, v in state.items()}, buffer)
         write_checked(self._path(key, ".pt"), buffer.getvalue())
 
     def __contains__(self, key: str) -> bool:
@@ -106,7 +107,7 @@ class MemoryCache(DiskCache):
         return None if state is None else {k: v.clone() for k, v in state.items()}
 
     def put_state(self, key: str, state: Mapping[str, torch.Tensor]) -> None:
-        self._state[key] = {k: v.detach().clone() for k, v in state.items()}
+        self._state[key] = {k: v.detach().cpu().clone() for k, v in state.items()}
 
     def __contains__(self, key: str) -> bool:
         return key in self._json or key in self._state

@@ -4,7 +4,8 @@ Splits are seeded and disjoint: for MNIST the official 10,000-image test set is 
 validation split is carved out of the 60,000 training images; digits (1,797 images) is split
 stratified into train / validation / test. Images are float32 tensors ``(N, 1, H, W)`` normalised with
 the training split's mean and standard deviation; labels are int64. A search only ever sees the
-validation split; the test split is for the final report.
+validation split; the test split is for the final report. The user's own data (a factory, a folder of
+images, ``.npz`` arrays) come through :mod:`codesign.nn.user_data`.
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ class DataSplits:
     num_classes: int = 10
     preprocess: Preprocess = Preprocess()
     """How the raw inputs became ``*_x`` (identity where a data set records none)."""
+    content_hash: str = ""
+    """A hash of the tensors of all three splits, for data that a name and a seed do not identify (the
+    user's own: edited data must not meet the cache entries of the old); empty for the built-ins."""
+    class_names: tuple[str, ...] = ()
+    """The name of each class index, where the data name them (an image folder's class subfolders)."""
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -92,12 +98,16 @@ class DataSplits:
         return getattr(self, f"{which}_x"), getattr(self, f"{which}_y")
 
     def describe(self) -> dict[str, object]:
-        """What identifies these splits (for cache keys)."""
-        return {
+        """What identifies these splits (for cache keys): the name, the seed and the sizes, and for the
+        user's own data the :attr:`content_hash` too."""
+        described: dict[str, object] = {
             "name": self.name,
             "seed": self.seed,
             "sizes": [len(self.train_y), len(self.val_y), len(self.test_y)],
         }
+        if self.content_hash:
+            described["content"] = self.content_hash
+        return described
 
 
 def read_idx(path: Path) -> np.ndarray:

@@ -5,6 +5,10 @@ assignment, and their accuracies, each stage cached by content hash (:mod:`codes
 :class:`codesign.nn.supernet.SupernetEvaluator` takes its weights from a weight-sharing supernet. Neither
 changes torch's process-wide thread count: the caller that owns the process sets it (the ``codesign run``
 command does so from the experiment's ``accuracy.threads``; Python callers use ``torch.set_num_threads``).
+
+Models train and are measured on the evaluator's ``device`` (:func:`codesign.nn.device.resolve_device`); the
+models it hands out are on that device, and the weights it caches are stored from the CPU, so a cache
+filled on a GPU serves a CPU and the other way round (cache keys do not name the device).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from torch import nn
 from codesign.core.errors import CodesignError
 from codesign.nn.cache import DiskCache, MemoryCache, content_key
 from codesign.nn.data import DataSplits
+from codesign.nn.device import resolve_device
 from codesign.nn.fitting import TrainSchedule, accuracy, quantize, seeded_model, train_from_scratch
 from codesign.quantization.fake import quant_layers, set_bits, set_quant_mode
 
@@ -61,8 +66,11 @@ class CachedEvaluator:
         schedule: TrainSchedule,
         cache: DiskCache | str | Path | None,
         seed: int,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.space = space
+        self.device = resolve_device(device)
+        """Where models train and are measured (``auto`` resolves to the GPU when there is one)."""
         self.val_limit: int | None = None
         """Score validation accuracy on the first ``val_limit`` validation images only (a cheaper,
         noisier estimate for search-time measurement); ``None`` uses them all."""
@@ -117,7 +125,7 @@ class CachedEvaluator:
         x, y = self.data.split(split)
         if split == "val" and self.val_limit is not None:
             x, y = x[: self.val_limit], y[: self.val_limit]
-        return accuracy(model, x, y)
+        return accuracy(model, x, y, device=self.device)
 
     def _score_split(self, key: str, record: dict[str, Any], split: str, model: nn.Module) -> dict[str, Any]:
         record = {**record, split: self._accuracy(model, split)}
@@ -125,13 +133,14 @@ class CachedEvaluator:
         return record
 
     def float_model(self, arch: Any) -> tuple[nn.Module, dict[str, Any]]:
-        """The full-precision model of ``arch`` and its cached record (accuracies per split)."""
+        """The full-precision model of ``arch`` (on :attr:`device`) and its cached record (accuracies per
+        split)."""
         key = self._key(arch, None)
         model = seeded_model(self.space, arch, self.seed)
         record, state = self.cache.get_json(key), self.cache.get_state(key)
         if record is not None and state is not None:
             model.load_state_dict(state)
-            return model, record
+            return model.to(self.device), record
         start = time.perf_counter()
         model = self._make_float_model(arch)
         self.trainings += 1
@@ -143,8 +152,8 @@ class CachedEvaluator:
     def trained_model(
         self, arch: Any, weight_bits: Sequence[int] | None = None, act_bits: Sequence[int] | None = None
     ) -> nn.Module:
-        """The trained model of ``arch`` in eval mode: full precision when no bits are given, otherwise
-        calibrated (and fine-tuned) at those bits, in quant mode."""
+        """The trained model of ``arch`` in eval mode, on :attr:`device`: full precision when no bits are
+        given, otherwise calibrated (and fine-tuned) at those bits, in quant mode."""
         model, _ = self.float_model(arch)
         if weight_bits is None and act_bits is None:
             return model.eval()
@@ -178,7 +187,7 @@ class CachedEvaluator:
         for layer in quant_layers(model):
             layer.act_quant.reset()
         start = time.perf_counter()
-        quantize(model, *bits, self.data, self.schedule, seed=self.seed)
+        quantize(model, *bits, self.data, self.schedule, seed=self.seed, device=self.device)
         if self.schedule.qat_steps:
             self.trainings += 1
         record = {**self._scores(model), "seconds": time.perf_counter() - start}
@@ -237,12 +246,13 @@ class ScratchEvaluator(CachedEvaluator):
         schedule: TrainSchedule | None = None,
         cache: DiskCache | str | Path | None = None,
         seed: int = 0,
+        device: torch.device | str = "cpu",
     ) -> None:
-        super().__init__(space, data, schedule=schedule or TrainSchedule(), cache=cache, seed=seed)
+        super().__init__(space, data, schedule=schedule or TrainSchedule(), cache=cache, seed=seed, device=device)
 
     def _float_key_parts(self) -> dict[str, Any]:
         return {"train": self.schedule.train_part()}
 
     def _make_float_model(self, arch: Any) -> nn.Module:
         model = seeded_model(self.space, arch, self.seed)
-        return train_from_scratch(model, self.data, self.schedule, seed=self.seed)
+        return train_from_scratch(model, self.data, self.schedule, seed=self.seed, device=self.device)

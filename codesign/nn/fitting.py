@@ -2,7 +2,10 @@
 cosine decay, post-training calibration and the optional quantization-aware fine-tune, and top-1 accuracy.
 
 These functions run on the current torch thread count; they never change it (the caller that owns the
-process chooses it, e.g. ``torch.set_num_threads(1)``, which is fastest for small CPU models).
+process chooses it, e.g. ``torch.set_num_threads(1)``, which is fastest for small CPU models). They run on
+the device given as ``device`` (default: the device the model is on): the model moves there, and each
+mini-batch moves there after it is drawn, so the data stay on the CPU and the batch order, drawn by a CPU
+generator, is the same on every device.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from torch import nn
 from codesign.core.errors import CodesignError
 from codesign.nn import models
 from codesign.nn.data import DataSplits
+from codesign.nn.device import module_device
 from codesign.quantization.fake import calibrate, set_bits, set_quant_mode
 
 
@@ -62,15 +66,22 @@ class TrainSchedule:
 
 
 def batches(
-    x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator | None
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator | None,
+    device: torch.device | str | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Mini-batches in a seeded random order (``generator``) or in order (``None``)."""
+    """Mini-batches in a seeded random order (``generator``) or in order (``None``), moved to ``device``
+    (default: where ``x`` is)."""
     order = torch.randperm(len(y), generator=generator) if generator is not None else torch.arange(len(y))
     for start in range(0, len(y), batch_size):
         idx = order[start : start + batch_size]
-        xb = x[idx]
+        xb, yb = x[idx], y[idx]
+        if device is not None:
+            xb, yb = xb.to(device), yb.to(device)
         # channels-last makes CPU depthwise convolutions (forward and backward) about twice as fast
-        yield (xb.contiguous(memory_format=torch.channels_last) if xb.dim() == 4 else xb), y[idx]
+        yield (xb.contiguous(memory_format=torch.channels_last) if xb.dim() == 4 else xb), yb
 
 
 def seeded_model(space: Any, arch: Any, seed: int) -> nn.Module:
@@ -90,12 +101,27 @@ def build_model(space: Any, arch: Any) -> nn.Module:
     return seeded_model(space, arch, 0)
 
 
+def _placed(model: nn.Module, device: torch.device | str | None) -> torch.device:
+    """``device`` (default: the model's), with the model moved there."""
+    target = module_device(model) if device is None else torch.device(device)
+    model.to(target)
+    return target
+
+
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    """Top-1 accuracy in eval mode."""
+def accuracy(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 1000,
+    *,
+    device: torch.device | str | None = None,
+) -> float:
+    """Top-1 accuracy in eval mode, on ``device`` (default: the model's)."""
+    target = _placed(model, device)
     model.eval()
     correct = 0
-    for xb, yb in batches(x, y, batch_size, None):
+    for xb, yb in batches(x, y, batch_size, None, target):
         correct += int((model(xb).argmax(1) == yb).sum())
     return correct / max(len(y), 1)
 
@@ -110,8 +136,11 @@ def fit(
     lr: float,
     weight_decay: float,
     generator: torch.Generator,
+    device: torch.device | str | None = None,
 ) -> None:
-    """``steps`` Adam steps with cosine learning-rate decay over seeded shuffled mini-batches."""
+    """``steps`` Adam steps with cosine learning-rate decay over seeded shuffled mini-batches, on
+    ``device`` (default: the model's; the model moves there)."""
+    target = _placed(model, device)
     model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -120,7 +149,7 @@ def fit(
     model.train()
     done = 0
     while done < steps:
-        for xb, yb in batches(x, y, batch_size, generator):
+        for xb, yb in batches(x, y, batch_size, generator, target):
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(xb), yb).backward()
             opt.step()
@@ -131,8 +160,15 @@ def fit(
 
 
 def train_from_scratch(
-    model: nn.Module, data: DataSplits, schedule: TrainSchedule, *, seed: int
+    model: nn.Module,
+    data: DataSplits,
+    schedule: TrainSchedule,
+    *,
+    seed: int,
+    device: torch.device | str | None = None,
 ) -> nn.Module:
+    """Train ``model`` in full precision for ``schedule.epochs`` epochs on ``device`` (default: the
+    model's); returns it, on that device."""
     set_quant_mode(model, "float")
     steps = schedule.epochs * -(-len(data.train_y) // schedule.batch_size)
     gen = torch.Generator().manual_seed(seed)
@@ -145,6 +181,7 @@ def train_from_scratch(
         lr=schedule.lr,
         weight_decay=schedule.weight_decay,
         generator=gen,
+        device=device,
     )
     return model
 
@@ -157,16 +194,19 @@ def quantize(
     schedule: TrainSchedule,
     *,
     seed: int,
+    device: torch.device | str | None = None,
 ) -> nn.Module:
     """Set the bits, calibrate activation ranges on training batches, and fine-tune for
-    ``schedule.qat_steps`` steps when asked. Leaves ``model`` in quant and eval mode."""
+    ``schedule.qat_steps`` steps when asked, on ``device`` (default: the model's). Leaves ``model`` in
+    quant and eval mode."""
+    target = _placed(model, device)
     set_bits(model, weight_bits, act_bits)
     gen = torch.Generator().manual_seed(seed + 1)
     calib = [
         xb
         for _, (xb, _) in zip(
             range(schedule.calib_batches),
-            batches(data.train_x, data.train_y, schedule.batch_size, gen),
+            batches(data.train_x, data.train_y, schedule.batch_size, gen, target),
             strict=False,
         )
     ]
@@ -181,6 +221,7 @@ def quantize(
             lr=schedule.qat_lr,
             weight_decay=0.0,
             generator=gen,
+            device=target,
         )
     model.eval()
     return model

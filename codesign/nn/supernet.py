@@ -10,7 +10,8 @@ quantization. The trained supernet is cached on disk by content hash.
 
 Measuring a candidate (:class:`SupernetEvaluator`) copies its slice of the weights into a standalone
 model of the space, recalibrates BatchNorm statistics on a few training batches, then quantizes and
-scores it exactly as the from-scratch path does.
+scores it exactly as the from-scratch path does. Training, extraction, recalibration and measurement run
+on the evaluator's ``device``; the cached supernet is stored from the CPU.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 from codesign.core.errors import CodesignError
 from codesign.nn.cache import DiskCache, content_key
 from codesign.nn.data import DataSplits
+from codesign.nn.device import module_device, resolve_device
 from codesign.nn.models import ConvBN, MBConvNet
 from codesign.nn.training import CachedEvaluator, TrainSchedule, batches, seeded_model
 from codesign.quantization.fake import act_qparams, fake_quant_act, fake_quant_weight, set_quant_mode
@@ -101,11 +103,12 @@ def _fake_quant_batch(x: Tensor, bits: int) -> Tensor:
 class Supernet:
     """The largest model of ``space`` plus the slicing that runs and extracts any subnet."""
 
-    def __init__(self, space: MBConvSpace, *, seed: int = 0) -> None:
+    def __init__(self, space: MBConvSpace, *, seed: int = 0, device: torch.device | str = "cpu") -> None:
         if not isinstance(space, MBConvSpace):
             raise CodesignError(f"the supernet needs an MBConv space, got {type(space).__name__}")
         self.space = space
-        self.net: MBConvNet = seeded_model(space, space.largest(), seed)  # type: ignore[assignment]
+        self.device = resolve_device(device)
+        self.net: MBConvNet = seeded_model(space, space.largest(), seed).to(self.device)  # type: ignore[assignment]
         self.max_depth = max(space.depths)
         self.train_seconds = 0.0
         self.train_cpu_seconds = 0.0
@@ -147,9 +150,9 @@ class Supernet:
         return F.linear(feat, weight, fc.bias)
 
     def extract(self, arch: MBConvArch, *, seed: int = 0) -> MBConvNet:
-        """A standalone model of ``arch`` holding its slice of the supernet's weights (BatchNorm running
-        statistics are reset: recalibrate them before use)."""
-        model: MBConvNet = seeded_model(self.space, arch, seed)  # type: ignore[assignment]
+        """A standalone model of ``arch`` holding its slice of the supernet's weights, on the supernet's
+        device (BatchNorm running statistics are reset: recalibrate them before use)."""
+        model: MBConvNet = seeded_model(self.space, arch, seed).to(self.device)  # type: ignore[assignment]
         pairs: list[tuple[ConvBN, ConvBN]] = [(model.stem, self.net.stem)]
         flat: list[Any] = list(model.blocks)
         for s, ks in enumerate(arch.kernels):
@@ -197,11 +200,17 @@ def _random_bits(n: int, schedule: SupernetSchedule, rng: np.random.Generator) -
 
 
 def train_supernet(
-    space: MBConvSpace, data: DataSplits, schedule: SupernetSchedule, *, seed: int = 0
+    space: MBConvSpace,
+    data: DataSplits,
+    schedule: SupernetSchedule,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
 ) -> Supernet:
-    """Train a supernet from scratch (seeded) with the sandwich rule; ``train_seconds`` is set."""
+    """Train a supernet from scratch (seeded) with the sandwich rule on ``device``; ``train_seconds`` is
+    set."""
     start, cpu_start = time.perf_counter(), time.process_time()
-    supernet = Supernet(space, seed=seed)
+    supernet = Supernet(space, seed=seed, device=device)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     params = list(supernet.net.parameters())
@@ -213,7 +222,7 @@ def train_supernet(
     supernet.net.train()
     step = 0
     while step < schedule.steps:
-        for xb, yb in batches(data.train_x, data.train_y, schedule.batch_size, gen):
+        for xb, yb in batches(data.train_x, data.train_y, schedule.batch_size, gen, supernet.device):
             opt.zero_grad(set_to_none=True)
             logits = supernet.forward(largest, xb)
             F.cross_entropy(logits, yb).backward()
@@ -240,8 +249,9 @@ def train_supernet(
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, data: DataSplits, n_batches: int, batch_size: int, *, seed: int) -> None:
     """Replace every BatchNorm's running statistics by their exact average over ``n_batches`` seeded
-    training batches (full precision)."""
+    training batches (full precision), on the model's device."""
     set_quant_mode(model, "float")
+    device = module_device(model)
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.reset_running_stats()
@@ -249,7 +259,7 @@ def recalibrate_bn(model: nn.Module, data: DataSplits, n_batches: int, batch_siz
     model.train()
     gen = torch.Generator().manual_seed(seed + 2)
     for _, (xb, _) in zip(
-        range(n_batches), batches(data.train_x, data.train_y, batch_size, gen), strict=False
+        range(n_batches), batches(data.train_x, data.train_y, batch_size, gen, device), strict=False
     ):
         model(xb)
     for module in model.modules():
@@ -277,10 +287,13 @@ class SupernetEvaluator(CachedEvaluator):
         cache: DiskCache | str | Path | None = None,
         seed: int = 0,
         val_limit: int | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
         if not isinstance(space, MBConvSpace):
             raise CodesignError(f"the supernet needs an MBConv space, got {type(space).__name__}")
-        super().__init__(space, data, schedule=schedule or TrainSchedule(), cache=cache, seed=seed)
+        super().__init__(
+            space, data, schedule=schedule or TrainSchedule(), cache=cache, seed=seed, device=device
+        )
         self.val_limit = val_limit
         self.supernet_schedule = supernet_schedule or SupernetSchedule()
         self.supernet_key = content_key(
@@ -303,12 +316,12 @@ class SupernetEvaluator(CachedEvaluator):
         key = self.supernet_key
         state, record = self.cache.get_state(key), self.cache.get_json(key)
         if state is not None and record is not None:
-            supernet = Supernet(space, seed=self.seed)
+            supernet = Supernet(space, seed=self.seed, device=self.device)
             supernet.load_state_dict(state)
             supernet.train_seconds, supernet.cached = float(record["train_seconds"]), True
             supernet.train_cpu_seconds = float(record.get("train_cpu_seconds", 0.0))
             return supernet
-        supernet = train_supernet(space, self.data, self.supernet_schedule, seed=self.seed)
+        supernet = train_supernet(space, self.data, self.supernet_schedule, seed=self.seed, device=self.device)
         self.cache.put_state(key, supernet.state_dict())
         self.cache.put_json(
             key, {"train_seconds": supernet.train_seconds, "train_cpu_seconds": supernet.train_cpu_seconds}

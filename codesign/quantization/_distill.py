@@ -44,7 +44,8 @@ def distill_inputs(
             f"{type(model).__name__}: data-free sensitivity needs BatchNorm layers with running statistics"
         )
     gen = torch.Generator().manual_seed(settings.seed)
-    x = torch.randn((settings.batch_size, *input_shape), generator=gen).requires_grad_(True)
+    device = cast(Tensor, norms[0].running_mean).device  # drawn on the CPU, then moved: one sequence everywhere
+    x = torch.randn((settings.batch_size, *input_shape), generator=gen).to(device).requires_grad_(True)
     captured: list[Tensor] = []
 
     def hook(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:

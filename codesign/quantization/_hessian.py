@@ -107,8 +107,10 @@ def hessian_traces(
     """Hutchinson trace of each layer's Hessian block of the mean loss over ``batches``.
 
     The model is evaluated in eval mode (BatchNorm uses running statistics) and restored to its mode
-    afterwards. The graph of every batch's gradient is kept for the duration, so memory grows with the
-    number of batches; pass a few batches of a few hundred samples.
+    afterwards. It runs where the model's weights are: the batches move there, and the Rademacher vectors
+    are drawn on the CPU (one seeded sequence on every device) and moved there. The graph of every batch's
+    gradient is kept for the duration, so memory grows with the number of batches; pass a few batches of a
+    few hundred samples.
     """
     if not batches:
         raise CodesignError("hessian traces: no data batches given")
@@ -119,7 +121,9 @@ def hessian_traces(
     model.eval()
     try:
         grads = []
+        device = weights[0].device if weights else torch.device("cpu")
         for x, y in batches:
+            x, y = x.to(device), y.to(device)
             loss = loss_fn(model(x), y) * (len(x) / total)
             grads.append(torch.autograd.grad(loss, weights, create_graph=True))
         gen = torch.Generator().manual_seed(settings.seed)
@@ -138,7 +142,7 @@ def _layer_trace(
     estimates: list[float] = []
     mean = 0.0
     for step in range(1, settings.max_iter + 1):
-        v = torch.randint(0, 2, weight.shape, generator=gen, dtype=weight.dtype) * 2 - 1
+        v = (torch.randint(0, 2, weight.shape, generator=gen, dtype=weight.dtype) * 2 - 1).to(weight.device)
         (hv,) = torch.autograd.grad(
             grads, weight, grad_outputs=[v] * len(grads), retain_graph=True, allow_unused=True
         )

@@ -234,6 +234,28 @@ def _table_problem(config: ExperimentConfig, space: Any) -> TableProblem:
     return TableProblem(space=space, table=table, accuracy_column=metric, columns=columns)
 
 
+def _check_data(config: ExperimentConfig) -> None:
+    """The data set's name (or factory) and files, and the device, before any trial."""
+    from codesign.config.experiment import is_factory_spec
+    from codesign.nn.data import dataset_names
+    from codesign.nn.device import resolve_device
+    from codesign.nn.user_data import dataset_source
+
+    name = config.accuracy.dataset
+    factory = is_factory_spec(name)
+    if not factory and name not in dataset_names():
+        raise ConfigError("accuracy.dataset", f"unknown data set {name!r}; known: {', '.join(dataset_names())}")
+    base = config.source.parent if config.source is not None else None
+    try:  # missing files are a configuration error now, not ten failed trials later
+        dataset_source(name, base_dir=base).check(config.resolve(config.accuracy.data_dir))
+    except CodesignError as exc:
+        raise ConfigError("accuracy.dataset" if factory else "accuracy.data_dir", str(exc)) from None
+    try:
+        resolve_device(config.accuracy.device)
+    except CodesignError as exc:
+        raise ConfigError("accuracy.device", str(exc)) from None
+
+
 def build_strategy(config: ExperimentConfig) -> Strategy:
     """The experiment's strategy, its options checked."""
     return make_strategy(config.strategy.name, config.strategy.options)
@@ -248,17 +270,7 @@ def build_problem(config: ExperimentConfig) -> Problem:
             raise ConfigError("accuracy.method", f"'table' needs a tabular space ({', '.join(TABLE_SPACES)})")
         problem: Problem = _table_problem(config, space)
     else:
-        from codesign.nn.data import dataset_names
-
-        if config.accuracy.dataset not in dataset_names():
-            names = ", ".join(dataset_names())
-            raise ConfigError("accuracy.dataset", f"unknown data set {config.accuracy.dataset!r}; known: {names}")
-        from codesign.nn.data import make_dataset
-
-        try:  # missing files are a configuration error now, not ten failed trials later
-            make_dataset(config.accuracy.dataset).check(config.resolve(config.accuracy.data_dir))
-        except CodesignError as exc:
-            raise ConfigError("accuracy.data_dir", str(exc)) from None
+        _check_data(config)
         if config.accuracy.supernet and config.accuracy.method != "supernet":
             raise ConfigError("accuracy.supernet", f"options of method 'supernet', but the method is {config.accuracy.method!r}")
         if config.accuracy.method == "supernet":
