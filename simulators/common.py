@@ -46,11 +46,17 @@ class LayerArrays:
     out_h: np.ndarray
     out_w: np.ndarray
     kernel: np.ndarray
+    """Kernel taps per axis (``kernel * kernel`` MACs per output of one channel pair)."""
+    extent: np.ndarray
+    """Pixels per axis a kernel window spans (:attr:`codesign.core.values.Layer.effective_kernel`: the
+    kernel itself unless dilated); what input tiles and line buffers hold."""
     stride: np.ndarray
     wbits: np.ndarray
     abits: np.ndarray
     macs: np.ndarray
     params: np.ndarray
+    ops: np.ndarray
+    """:attr:`codesign.core.values.Layer.ops` (MACs of weighted layers; element operations otherwise)."""
 
     @classmethod
     def of(cls, network: Network) -> LayerArrays:
@@ -80,11 +86,13 @@ class LayerArrays:
             out_h=col([layer.out_h for layer in layers]),
             out_w=col([layer.out_w for layer in layers]),
             kernel=col([layer.kernel for layer in layers]),
+            extent=col([layer.effective_kernel for layer in layers]),
             stride=col([layer.stride for layer in layers]),
             wbits=col([layer.weight_bits if layer.has_weights else 0 for layer in layers]),
             abits=col([layer.act_bits for layer in layers]),
             macs=col([layer.macs for layer in layers]),
             params=col([layer.params for layer in layers]),
+            ops=col([layer.ops for layer in layers]),
         )
 
     @functools.cached_property
@@ -98,6 +106,19 @@ class LayerArrays:
     @functools.cached_property
     def is_add(self) -> np.ndarray:
         return self.kind == KIND_CODES["add"]
+
+    @functools.cached_property
+    def is_concat(self) -> np.ndarray:
+        return self.kind == KIND_CODES["concat"]
+
+    @functools.cached_property
+    def is_upsample(self) -> np.ndarray:
+        return self.kind == KIND_CODES["upsample"]
+
+    @functools.cached_property
+    def windowed(self) -> np.ndarray:
+        """Layers without weights that read ``kernel x kernel`` inputs per output (pooling, upsampling)."""
+        return self.is_pool | self.is_upsample
 
     @functools.cached_property
     def out_pixels(self) -> np.ndarray:

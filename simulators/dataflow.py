@@ -11,6 +11,8 @@ conv       out_channels                 K*K*in_channels/groups  R*C (output)
 linear     out_channels                 in_channels           1
 pool       channels                     K*K                   R*C
 add        channels                     1                     R*C
+concat     channels (all inputs)        1                     R*C
+upsample   channels                     K*K (taps)            R*C (output)
 =========  ===========================  ====================  ===========
 
 cycles per frame ``= (MH/PE) * (MW/SIMD) * pixels`` (FINN's folding); throughput ``= clock / max cycles``;
@@ -20,8 +22,12 @@ estimate). Per-layer resources, summed over layers plus the memory-controller ov
 - multipliers: ``ceil(PE*SIMD / packing(bits))`` DSPs, or FINN-R LUT multipliers and adder trees when
   weights and activations are at most 3 bits;
 - weights on chip: depth ``MW*MH/(PE*SIMD)``, width ``PE*SIMD*W`` bits (LUTRAM when at most 64 deep);
-- a sliding-window line buffer of K input rows for K > 1 convolutions and pooling;
-- a residual add buffers its skip branch: one whole feature map (a pessimistic FIFO depth);
+- a sliding-window line buffer of the input rows a K > 1 convolution or pooling window spans (its effective
+  kernel when dilated);
+- a residual add buffers its skip branch: one whole feature map (a pessimistic FIFO depth); a concat
+  merges its input streams and buffers the ones that arrive first: one whole feature map of its input
+  channels (pessimistic by the last input's share);
+- an upsample keeps the input rows it replays (nearest: 1) or interpolates (bilinear: 2);
 - 300 LUTs of control per engine (FINN-R).
 
 URAM is not used. Energy: static power x latency, plus per layer MACs x energy per MAC, pooling and add
@@ -69,12 +75,14 @@ def engine_resources(
     templates).
 
     Multipliers: ``ceil(PE*SIMD / packing(bits))`` DSPs, or FINN-R LUT multipliers and adder trees at <= 3
-    bits; pooling and add engines are LUT adders. Memories: ``weight_copies`` weight memories of
-    ``weight_depth`` words of ``PE*SIMD*W`` bits, a K-row sliding-window line buffer for K > 1 convolutions and
-    pooling, and a skip buffer of ``skip_depth`` words of ``PE*A`` bits for a residual add; 300 LUTs of
-    control per engine and per line buffer (FINN-R).
+    bits; pooling, upsampling, add and concat engines are LUT adders and multiplexers. Memories:
+    ``weight_copies`` weight memories of ``weight_depth`` words of ``PE*SIMD*W`` bits, a sliding-window
+    line buffer of as many input rows as the window spans (its extent: the effective kernel of a dilated
+    conv) for K > 1 convolutions and pooling, of K input rows for upsampling (the row it repeats or the
+    two it interpolates), and a skip buffer of ``skip_depth`` words of ``PE*A`` bits for a residual add or
+    a concat; 300 LUTs of control per engine and per line buffer (FINN-R).
     """
-    weighted, is_pool = layers.weighted, layers.is_pool
+    weighted, is_pool, windowed = layers.weighted, layers.is_pool, layers.windowed
     w, a = layers.wbits, layers.abits
     lanes = pe * simd
     widest = np.maximum(w, a)
@@ -87,14 +95,14 @@ def engine_resources(
     mult_lut = np.where(
         lut_mult, lanes * lut_per_multiplier(w, a) + pe * adder_tree_luts(w, a, simd), pe * ACC_BITS
     )
-    op_lut = np.where(is_pool, lanes * a * 2, pe * a)
+    op_lut = np.where(windowed, lanes * a * 2, pe * a)
     lut = np.where(weighted, mult_lut, op_lut) + UNIT_LUT_OVERHEAD
 
     weight_bram, weight_lut = memory_cost(weight_depth, lanes * w)
-    window = (layers.kernel > 1) & (weighted | is_pool)
-    par = np.where(is_pool, pe, np.gcd(simd, layers.cin))
+    window = ((layers.extent > 1) & (weighted | is_pool)) | layers.is_upsample
+    par = np.where(windowed, pe, np.gcd(simd, layers.cin))
     line_bram, line_lut = memory_cost(
-        np.where(window, layers.kernel * layers.in_w * layers.cin // par, 0), par * a
+        np.where(window, layers.extent * layers.in_w * layers.cin // par, 0), par * a
     )
     skip_bram, skip_lut = memory_cost(skip_depth, pe * a)
     lut = lut + weight_copies * weight_lut + line_lut + skip_lut + np.where(window, UNIT_LUT_OVERHEAD, 0)
@@ -117,11 +125,7 @@ def engine_dynamic_pj(layers: LayerArrays, fold: Folding, energy: EnergyTable) -
         * a
         / 8.0
     )
-    ops = np.where(
-        layers.is_pool,
-        layers.cout * fold.pixels * fold.mw,
-        np.where(layers.is_add, layers.cout * fold.pixels, 0),
-    )
+    ops = np.where(layers.weighted, 0, layers.ops)
     return (
         layers.macs * energy.mac_pj(layers.wbits, a)
         + ops * energy.op_pj(a)
@@ -150,7 +154,7 @@ def dataflow_arrays(
         device,
         weight_depth=np.where(layers.weighted, fold.mw * fold.mh // lanes, 0),
         weight_copies=1,
-        skip_depth=np.where(layers.is_add, layers.cin * layers.in_h * layers.in_w // pe, 0),
+        skip_depth=np.where(layers.is_add | layers.is_concat, layers.cin * layers.in_h * layers.in_w // pe, 0),
     )
     shell = device.ddr_overhead
     totals = {n: layer_res[n].sum(axis=0) + getattr(shell, n) for n in RESOURCE_NAMES}

@@ -43,7 +43,7 @@ class Folding:
     @classmethod
     def of(cls, layers: LayerArrays) -> Folding:
         k2 = layers.kernel * layers.kernel
-        mw = np.where(layers.weighted, k2 * (layers.cin // layers.groups), np.where(layers.is_pool, k2, 1))
+        mw = np.where(layers.weighted, k2 * (layers.cin // layers.groups), np.where(layers.windowed, k2, 1))
         return cls(mh=layers.cout, mw=mw, pixels=layers.out_h * layers.out_w)
 
 

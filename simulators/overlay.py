@@ -15,7 +15,14 @@ Per weighted layer (M outputs, N inputs per group, R x C output, kernel K, strid
   overlap compute, so the layer takes ``max(compute cycles, memory cycles)`` (identical tiles make the
   per-tile max and the per-layer max the same number);
 - pooling and residual adds run on a Tm-lane vector unit: ``ceil(C/Tm) * R*C * K*K`` (pool) or
-  ``ceil(C/Tm) * R*C`` (add) cycles, again bounded by the bytes they read and write.
+  ``ceil(C/Tm) * R*C`` (add) cycles, again bounded by the bytes they read and write;
+- a concat and an upsample are copies through the same vector unit (feature maps live off chip between
+  layers): the input is read once and the ``C x R x C`` output written once, ``ceil(C/Tm) * R*C`` cycles
+  (concat) or ``ceil(C/Tm) * R*C * K*K`` (upsample, K input taps per axis of each output pixel: 1 nearest,
+  2 bilinear), so they are bound by those bytes at the device's off-chip bandwidth. A compiler that lets
+  the producers of a concat write straight into their channel range saves the copy: this is the upper
+  bound;
+- a dilated conv's input tile spans its effective kernel ``d*(K-1)+1`` per axis (its MACs stay K*K).
 
 These formulas are computed by :mod:`simulators.tiling`, their one copy (the latency predictors' cycle
 hints call it too).
@@ -120,7 +127,7 @@ def overlay_arrays(
 ) -> BatchResult:
     """The overlay cost of every layer on every configuration (configs are the ``(N,)`` arrays)."""
     lut_mode, width, factor = array_precision(layers, device.dsp_kind)
-    weighted, is_pool, is_add = layers.weighted, layers.is_pool, layers.is_add
+    weighted, is_add = layers.weighted, layers.is_add
     out_px = layers.out_pixels
     cin, cout, groups = layers.cin, layers.cout, layers.groups
     (tm_u,), i_m = _factor(tm)
@@ -136,10 +143,10 @@ def overlay_arrays(
     # factors of the output tile (L, distinct (tr, tc))
     tr_e = tile_extent(layers.out_h, tr_u)
     tc_e = tile_extent(layers.out_w, tc_u)
-    by_rc = pixel_cycles(layers.out_h, layers.out_w, layers.kernel, tr_u, tc_u, weighted, is_pool)
-    in_tile = input_tile(layers.stride, layers.kernel, tr_e, tc_e)
+    by_rc = pixel_cycles(layers.out_h, layers.out_w, layers.kernel, tr_u, tc_u, weighted, layers.windowed)
+    in_tile = input_tile(layers.stride, layers.extent, tr_e, tc_e)
     loaded_bits = input_bits(
-        cin, layers.out_h, layers.out_w, layers.kernel, layers.stride, layers.abits, tr_u, tc_u, weighted
+        cin, layers.out_h, layers.out_w, layers.extent, layers.stride, layers.abits, tr_u, tc_u, weighted
     )
     other_bits = fixed_bits(
         cin, cout, layers.in_h, layers.in_w, layers.out_h, layers.out_w, layers.params, layers.wbits,
@@ -154,8 +161,7 @@ def overlay_arrays(
     memory = np.ceil(offchip / bytes_per_cycle - 1e-9).astype(np.int64)
     cycles = np.maximum(compute, memory)
 
-    k2 = layers.kernel_area
-    ops = np.where(is_pool, cout * out_px * k2, np.where(is_add, cout * out_px, 0))
+    ops = np.where(weighted, 0, layers.ops)
     per_layer_pj = layers.macs * energy.mac_pj(layers.wbits, layers.abits) + ops * energy.op_pj(layers.abits)
     dynamic = (
         per_layer_pj

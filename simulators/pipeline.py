@@ -23,7 +23,10 @@ Per layer (one frame; ``A``/``W`` activation/weight bits):
   double-buffered tiles transfers overlap compute, so the layer takes ``max(compute, memory)`` cycles.
 
 So pooling and element-wise adds cost the data they stream (they do no MACs but move as many bytes as a
-1x1 convolution), and a 1x1 convolution with few MACs per byte is memory bound where a 3x3 one is not.
+1x1 convolution), and a 1x1 convolution with few MACs per byte is memory bound where a 3x3 one is not. A
+concat reads each of its inputs once and writes the joined map (a copy: the upper bound of a compiler
+that writes the producers into their channel range), an upsample reads its input once and writes the
+``stride^2`` times larger output; both are bound by those bytes.
 
 Latency is the sum of the layer cycles over the clock (one frame passes every stage in turn). Throughput is
 that of the full pipeline (a different frame in every stage): the clock over the larger of the slowest

@@ -18,9 +18,9 @@ fixture and two methods (and :meth:`HardwareModelConformance.build` when its con
             return AcceleratorConfig.make("mine", device, 200, lanes=10**6)
 
 Checks what the search uses: the contract's declared capabilities, determinism, purity, units and
-sanity, monotonic sanity in bit-widths, unknown layer kinds raise, configurations of another template
-raise, over-budget designs and over-limit clocks are reported as violations in the documented format
-(not raised), the per-layer breakdown sums to the totals, the batch path agrees exactly with
+sanity, monotonic sanity in bit-widths, unknown layer kinds raise, every known layer kind is costed
+(:func:`every_kind_network`), configurations of another template raise, over-budget designs and
+over-limit clocks are reported as violations in the documented format (not raised), the per-layer breakdown sums to the totals, the batch path agrees exactly with
 ``evaluate``, ``best_accelerator`` returns a feasible design no slower than a known feasible one and
 raises :class:`InfeasibleError` on a device nothing fits, and devices from the experiment's catalog
 (the user's device files) reach the model.
@@ -39,6 +39,7 @@ import pytest
 
 from codesign.core.errors import CodesignError, InfeasibleError
 from codesign.core.values import (
+    LAYER_KINDS,
     RESOURCE_NAMES,
     AcceleratorConfig,
     Fidelity,
@@ -62,6 +63,26 @@ def conformance_network(bits: int = 8) -> Network:
         Layer("fc", "linear", 16 * 8 * 8, 10, weight_bits=bits, act_bits=bits),
     )
     return Network("conformance", layers, (3, 16, 16), residuals=(("stem", "add"),))
+
+
+def every_kind_network(bits: int = 8) -> Network:
+    """A small network with a layer of every kind in :data:`~codesign.core.values.LAYER_KINDS`, plus a
+    dilated conv, a max and an average pool, a nearest and a bilinear upsample: a branch joined by a
+    concat and a residual add (a U-Net-like skip)."""
+    w, a = bits, bits
+    layers = (
+        Layer("stem", "conv", 3, 8, 16, 16, 3, 1, 1, weight_bits=w, act_bits=a),
+        Layer("dilated", "conv", 8, 8, 16, 16, 3, 1, 2, weight_bits=w, act_bits=a, dilation=2),
+        Layer("cat", "concat", 16, 16, 16, 16, act_bits=a),  # stem and dilated joined: 16 x 16 x 16
+        Layer("down", "pool", 16, 16, 16, 16, 2, 2, 0, act_bits=a, mode="max"),
+        Layer("up", "upsample", 16, 16, 8, 8, 1, 2, act_bits=a, mode="nearest"),
+        Layer("skip", "add", 16, 16, 16, 16, act_bits=a),  # up + cat
+        Layer("down2", "pool", 16, 16, 16, 16, 2, 2, 0, act_bits=a, mode="avg"),
+        Layer("up2", "upsample", 16, 16, 8, 8, 2, 2, act_bits=a, mode="bilinear"),
+        Layer("gap", "pool", 16, 16, 16, 16, 16, 16, 0, act_bits=a, mode="avg"),
+        Layer("fc", "linear", 16, 10, weight_bits=w, act_bits=a),
+    )
+    return Network("every_kind", layers, (3, 16, 16), residuals=(("stem", "cat"), ("cat", "skip")))
 
 
 def conv_stack(n_layers: int = 20, *, bits: int = 8) -> Network:
@@ -247,6 +268,18 @@ class HardwareModelConformance:
         broken = dataclasses.replace(network, layers=(*network.layers[:-1], odd))
         with pytest.raises(CodesignError, match="lstm"):
             model.evaluate(broken, accel)
+
+    def test_every_layer_kind_is_costed(self, model: HardwareModel, device: str) -> None:
+        """No layer kind is free or unknown to the model: each layer of :func:`every_kind_network` takes
+        time and energy, on a given design and on the model's best one."""
+        network = every_kind_network()
+        assert {layer.kind for layer in network.layers} == set(LAYER_KINDS), "every_kind_network lacks a kind"
+        report = model.evaluate(network, self.make_accelerator(network, device))
+        _check_report(report, network)
+        assert all(c.latency_ms > 0 and c.energy_mj > 0 for c in report.per_layer), report.per_layer
+        _, best = model.best_accelerator(network, device)
+        _check_report(best, network)
+        assert best.feasible, best.violations
 
     def test_other_template_raises(self, model: HardwareModel, network: Network, device: str) -> None:
         accel = self.make_accelerator(network, device)

@@ -65,18 +65,20 @@ def spatial_tiles(out_h: Int, out_w: Int, tr: Int, tc: Int) -> Int:
 
 
 def pixel_cycles(
-    out_h: Int, out_w: Int, kernel: Int, tr: Int, tc: Int, weighted: Int, is_pool: Int
+    out_h: Int, out_w: Int, kernel: Int, tr: Int, tc: Int, weighted: Int, windowed: Int
 ) -> np.ndarray:
     """Cycles per lane pass: ``ceil(R/Tr) * ceil(C/Tc) * Tr' * Tc' * K*K`` for a weighted layer, ``R*C*K*K``
-    for pooling and ``R*C`` for an add on the vector unit."""
+    on the vector unit for a ``windowed`` layer (pooling, upsampling: K*K input taps per output) and
+    ``R*C`` for an add or a concat (one element per lane and cycle)."""
     k2 = kernel * kernel
     tiled = spatial_tiles(out_h, out_w, tr, tc) * tile_extent(out_h, tr) * tile_extent(out_w, tc) * k2
     out_px = out_h * out_w
-    return np.where(weighted, tiled, np.where(is_pool, out_px * k2, out_px))
+    return np.where(weighted, tiled, np.where(windowed, out_px * k2, out_px))
 
 
 def input_tile(stride: Int, kernel: Int, tr_e: Int, tc_e: Int) -> Int:
-    """Input elements per channel of one ``Tr' x Tc'`` output tile: ``(S*Tr'+K-S) * (S*Tc'+K-S)``."""
+    """Input elements per channel of one ``Tr' x Tc'`` output tile: ``(S*Tr'+K-S) * (S*Tc'+K-S)``, with
+    ``K`` the window's extent (the effective kernel of a dilated conv)."""
     return (stride * tr_e + kernel - stride) * (stride * tc_e + kernel - stride)
 
 
@@ -90,7 +92,7 @@ def input_bits(
     cin: Int, out_h: Int, out_w: Int, kernel: Int, stride: Int, abits: Int, tr: Int, tc: Int, weighted: Int
 ) -> np.ndarray:
     """Bits of one load of a weighted layer's input tiles: ``ceil(R/Tr)*ceil(C/Tc) * cin * input tile *
-    act bits`` (0 for other layers)."""
+    act bits`` (0 for other layers); ``kernel`` is the window's extent."""
     tile = input_tile(stride, kernel, tile_extent(out_h, tr), tile_extent(out_w, tc))
     return np.where(weighted, spatial_tiles(out_h, out_w, tr, tc) * cin * tile * abits, 0)
 
@@ -138,7 +140,7 @@ def layer_tiling_cycles(layer: Layer, tm: int, tn: int, tr: int, tc: int, lane_f
     cycles = (
         output_lane_passes(c["cout"], c["groups"], tm, weighted)
         * input_lane_passes(c["cin"], c["groups"], tn * lane_factor, weighted)
-        * pixel_cycles(layer.out_h, layer.out_w, layer.kernel, tr, tc, weighted, layer.kind == "pool")
+        * pixel_cycles(layer.out_h, layer.out_w, layer.kernel, tr, tc, weighted, layer.kind in ("pool", "upsample"))
     )
     return int(cycles)
 
@@ -149,7 +151,9 @@ def layer_tiling_offchip_bytes(layer: Layer, tm: int, tr: int, tc: int) -> float
     c = _columns(layer)
     weighted, abits = c["weighted"], layer.act_bits
     reloads = input_reloads(c["cout"], c["groups"], tm, weighted)
-    loaded = input_bits(c["cin"], layer.out_h, layer.out_w, layer.kernel, layer.stride, abits, tr, tc, weighted)
+    loaded = input_bits(
+        c["cin"], layer.out_h, layer.out_w, layer.effective_kernel, layer.stride, abits, tr, tc, weighted
+    )
     fixed = fixed_bits(
         c["cin"], c["cout"], layer.in_h, layer.in_w, layer.out_h, layer.out_w, layer.params, c["wbits"],
         abits, tr, tc, weighted, layer.kind == "add",

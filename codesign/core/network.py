@@ -13,10 +13,13 @@ from typing import Any
 
 from codesign.core.errors import CodesignError
 
-LAYER_KINDS = ("conv", "linear", "pool", "add")
+LAYER_KINDS = ("conv", "linear", "pool", "add", "concat", "upsample")
 """Layer kinds every hardware model must cost. Pointwise and depthwise convolutions are ``conv`` layers
 (kernel 1, or groups equal to the channel count); global pooling is ``pool`` with the kernel equal to the
-input size."""
+input size. ``concat`` and ``upsample`` do no arithmetic worth counting but move data: a hardware model
+costs them by the bytes they read and write."""
+UPSAMPLE_TAPS = {"nearest": 1, "bilinear": 2}
+"""The ``kernel`` (input taps per axis of one output pixel) of each ``upsample`` mode."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,13 @@ class Layer:
     precision of the weights (0 for layers without weights), ``act_bits`` the precision of the input
     activations. A ``linear`` layer has ``in_h == in_w == kernel == 1``. A ``pool`` layer's ``mode`` is
     ``"max"`` or ``"avg"``. An ``add`` layer sums ``in_channels``-wide inputs elementwise (a residual).
+    A ``concat`` layer joins its inputs along the channels: ``in_channels`` is the sum of their widths
+    (so it equals ``out_channels``), every input has the same ``in_h x in_w``. An ``upsample`` layer turns
+    every input pixel into a ``stride x stride`` block of output pixels (``mode`` ``"nearest"``: copies,
+    ``kernel`` 1; ``"bilinear"``: each output interpolates ``kernel x kernel = 2 x 2`` inputs).
+    ``dilation`` spaces a conv's (or max-pool's) kernel taps: the window spans
+    :attr:`effective_kernel` ``= dilation * (kernel - 1) + 1`` pixels per axis while the taps (MACs) stay
+    ``kernel x kernel``.
     """
 
     name: str
@@ -43,11 +53,12 @@ class Layer:
     act_bits: int = 8
     bias: bool = False
     mode: str = ""
+    dilation: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in LAYER_KINDS:
             raise CodesignError(f"layer {self.name!r}: unknown kind {self.kind!r}; known: {', '.join(LAYER_KINDS)}")
-        for name in ("in_channels", "out_channels", "in_h", "in_w", "kernel", "stride", "groups"):
+        for name in ("in_channels", "out_channels", "in_h", "in_w", "kernel", "stride", "groups", "dilation"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise CodesignError(f"layer {self.name!r}: {name} must be a positive integer, got {value!r}")
@@ -58,8 +69,16 @@ class Layer:
                 f"layer {self.name!r}: groups={self.groups} must divide in_channels={self.in_channels} "
                 f"and out_channels={self.out_channels}"
             )
-        if self.kind in ("pool", "add") and self.in_channels != self.out_channels:
+        if self.kind in ("pool", "add", "concat", "upsample") and self.in_channels != self.out_channels:
             raise CodesignError(f"layer {self.name!r}: a {self.kind} layer keeps its channel count")
+        if self.dilation != 1 and self.kind not in ("conv", "pool"):
+            raise CodesignError(f"layer {self.name!r}: only conv and pool layers are dilated, got dilation={self.dilation}")
+        if self.kind == "upsample" and (UPSAMPLE_TAPS.get(self.mode) != self.kernel or self.padding):
+            raise CodesignError(
+                f"layer {self.name!r}: an upsample layer's mode/kernel must be one of "
+                f"{', '.join(f'{m}/{k}' for m, k in UPSAMPLE_TAPS.items())} without padding, "
+                f"got {self.mode!r}/{self.kernel}, padding {self.padding}"
+            )
         if self.has_weights and self.weight_bits < 1:
             raise CodesignError(f"layer {self.name!r}: weight_bits must be >= 1, got {self.weight_bits}")
         if self.act_bits < 1:
@@ -75,16 +94,24 @@ class Layer:
         return self.kind in ("conv", "linear")
 
     @property
+    def effective_kernel(self) -> int:
+        """Pixels per axis the kernel window spans: ``dilation * (kernel - 1) + 1``."""
+        return self.dilation * (self.kernel - 1) + 1
+
+    @property
     def out_h(self) -> int:
-        if self.kind == "add":
-            return self.in_h
-        return (self.in_h + 2 * self.padding - self.kernel) // self.stride + 1
+        return self._out_size(self.in_h)
 
     @property
     def out_w(self) -> int:
-        if self.kind == "add":
-            return self.in_w
-        return (self.in_w + 2 * self.padding - self.kernel) // self.stride + 1
+        return self._out_size(self.in_w)
+
+    def _out_size(self, size: int) -> int:
+        if self.kind in ("add", "concat"):
+            return size
+        if self.kind == "upsample":
+            return size * self.stride
+        return (size + 2 * self.padding - self.effective_kernel) // self.stride + 1
 
     @property
     def is_depthwise(self) -> bool:
@@ -117,10 +144,11 @@ class Layer:
     @property
     def ops(self) -> int:
         """Elementary operations for one input: MACs for weighted layers, comparisons or additions for
-        pooling and residual adds (so no layer is free)."""
-        if self.kind == "pool":
+        pooling and residual adds, one move per output element of a concat and one per input tap of an
+        output element of an upsample (so no layer is free)."""
+        if self.kind in ("pool", "upsample"):
             return self.out_channels * self.output_pixels * self.kernel * self.kernel
-        if self.kind == "add":
+        if self.kind in ("add", "concat"):
             return self.out_channels * self.output_pixels
         return self.macs
 
@@ -147,7 +175,11 @@ class Layer:
         return replace(self, weight_bits=weight_bits, act_bits=act_bits)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every field; ``dilation`` only when it is not 1 (so records of undilated layers keep their form)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.dilation == 1:
+            del out["dilation"]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Layer:
@@ -163,10 +195,10 @@ class Network:
     """An ordered list of layers plus the residual edges.
 
     ``residuals`` holds ``(source, add)`` layer-name pairs: the output of ``source`` (or the network input
-    when ``source`` is ``"input"``) is kept until the ``add`` layer consumes it. ``ties`` groups layer
-    names that read the same activation and so must share their bit-widths. ``dead`` names layers whose
-    result never reaches the network output (a branch nothing consumes, or one fed only by a branch that
-    carries no data): they are listed because a runtime that does not prune them still spends time on
+    when ``source`` is ``"input"``) is kept until the ``add`` (or ``concat``) layer consumes it. ``ties``
+    groups layer names that read the same activation and so must share their bit-widths. ``dead`` names
+    layers whose result never reaches the network output (a branch nothing consumes, or one fed only by a
+    branch that carries no data): they are listed because a runtime that does not prune them still spends time on
     them, and latency models see their work apart from the live layers'.
     """
 

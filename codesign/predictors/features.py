@@ -80,7 +80,10 @@ def _bucket(layer: Layer) -> str:
 
 
 def _kind_feature(layer: Layer) -> str:
-    """The :data:`KIND_FEATURE_NAMES` entry a layer's work counts in."""
+    """The :data:`KIND_FEATURE_NAMES` entry a layer's work counts in (concat and upsample layers, which
+    only stream data as an add does, count with the adds; no version bump: no saved predictor has seen them)."""
+    if layer.kind in ("concat", "upsample"):
+        return "ops_add"
     if layer.kind in ("pool", "add"):
         return f"ops_{layer.kind}"
     if layer.kind == "linear":
@@ -89,7 +92,7 @@ def _kind_feature(layer: Layer) -> str:
 
 
 def _kind_work(layer: Layer) -> float:
-    return float(layer.ops if layer.kind in ("pool", "add") else layer.macs)
+    return float(layer.macs if layer.has_weights else layer.ops)
 
 
 def _kind_key(layer: Layer) -> str:
@@ -143,7 +146,7 @@ def network_features(network: Network) -> dict[str, float]:
             out["n_add"] += 1
         elif layer.kind == "linear":
             out["n_linear"] += 1
-        else:
+        elif layer.kind == "conv":
             out["n_conv"] += 1
             out["n_depthwise"] += layer.is_depthwise
             out["n_pointwise"] += layer.is_pointwise
