@@ -11,6 +11,7 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from types import MappingProxyType
 
 import numpy as np
 
@@ -30,6 +31,10 @@ from simulators.devices import Device, DeviceCatalog
 
 KIND_CODES = {kind: i for i, kind in enumerate(LAYER_KINDS)}
 BATCH_KEYS = ("latency_ms", "throughput_fps", "energy_mj", *RESOURCE_NAMES, "feasible")
+SOURCES = MappingProxyType(
+    {"KIND_CODES": "design choice: a layer kind's code is its position in LAYER_KINDS (a label, not a figure)"}
+)
+"""Where each numeric constant of this module comes from (read by tests/simulators/test_sources.py)."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -4,12 +4,13 @@ Sources: DSP packing from Xilinx WP486 (INT8 on DSP48E2), WP521 (INT4) and the V
 product; LUT multiplier and adder-tree costs from FINN-R (Blott et al., TRETS 2018); BRAM aspect ratios
 from the 7-series/UltraScale memory resources guides (UG473/UG573). Energy constants: Horowitz, "Computing's
 energy problem", ISSCC 2014 (45 nm), with on-chip figures scaled by the FPGA/ASIC dynamic-power gap of
-Kuon & Rose (TCAD 2007, 7-14x; 10x is used).
+Kuon & Rose (TCAD 2007, 7-14x; 10x is used). Each constant's own source is in :data:`SOURCES`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -22,13 +23,24 @@ _SHAPE_WIDTHS = np.asarray([w for _, w in BRAM18_SHAPES], dtype=np.int64)
 _SHAPE_DEPTHS.flags.writeable = False
 _SHAPE_WIDTHS.flags.writeable = False
 LUTRAM_MAX_DEPTH = 64
-"""Memories this shallow go to LUTRAM: one LUT6 holds 64 x 1 bit (RAM64X1D)."""
+"""Memories this shallow go to LUTRAM: one LUT6 holds 64 x 1 bit (RAM64X1S)."""
 LUT_MULT_MAX_BITS = 3
 """Operands this narrow (both weights and activations) use LUT multipliers instead of DSPs."""
 UNIT_LUT_OVERHEAD = 300
 """Fixed LUTs of control logic per compute unit (FINN-R)."""
 ACC_BITS = 32
 """Width of partial-sum accumulators (bits)."""
+DSP_MACS_PER_SLICE = MappingProxyType(
+    {
+        "dsp48e2": ((4, 4.0), (8, 2.0), (16, 1.0)),
+        "dsp48e1": ((4, 2.0), (16, 1.0)),
+        "dsp58": ((8, 3.0), (16, 1.0)),
+    }
+)
+"""MACs per cycle of one DSP slice, by kind: ``(widest operand bits, MACs)``, narrowest first; the first
+bound that covers the operands applies."""
+FLOAT_MACS_PER_DSP = 0.2
+"""MACs per DSP slice per cycle beyond 16 bits (floating point: about 5 slices per MAC)."""
 
 
 def precision_class(bits: np.ndarray) -> np.ndarray:
@@ -45,15 +57,12 @@ def macs_per_dsp(bits: np.ndarray, dsp_kind: str) -> np.ndarray:
     Floating point (> 16 bit) costs about 5 DSPs per MAC, i.e. 0.2 MACs per DSP.
     """
     bits = np.asarray(bits)
-    if dsp_kind == "dsp48e2":
-        packed = np.where(bits <= 4, 4.0, np.where(bits <= 8, 2.0, 1.0))
-    elif dsp_kind == "dsp48e1":
-        packed = np.where(bits <= 4, 2.0, 1.0)
-    elif dsp_kind == "dsp58":
-        packed = np.where(bits <= 8, 3.0, 1.0)
-    else:
+    if dsp_kind not in DSP_MACS_PER_SLICE:
         raise CodesignError(f"unknown dsp_kind {dsp_kind!r}; expected dsp48e1, dsp48e2 or dsp58")
-    return np.where(bits > 16, 0.2, packed)
+    packed = np.ones(bits.shape, dtype=np.float64)
+    for limit, macs in reversed(DSP_MACS_PER_SLICE[dsp_kind]):
+        packed = np.where(bits <= limit, macs, packed)
+    return np.where(bits > 16, FLOAT_MACS_PER_DSP, packed)
 
 
 def dsp_count(lanes: np.ndarray, bits: np.ndarray, dsp_kind: str) -> np.ndarray:
@@ -131,3 +140,42 @@ class EnergyTable:
 
 DEFAULT_ENERGY = EnergyTable()
 PJ_TO_MJ = 1e-9
+
+SOURCES = MappingProxyType(
+    {
+        "BRAM18_SHAPES": "UltraScale architecture memory resources user guide (UG573) and 7 Series FPGAs memory "
+        "resources user guide (UG473): a RAMB18 is 16K x 1, 8K x 2, 4K x 4, 2K x 9, 1K x 18, or 512 x 36 in "
+        "simple dual-port mode",
+        "_SHAPE_DEPTHS": "derived: the depths of BRAM18_SHAPES",
+        "_SHAPE_WIDTHS": "derived: the widths of BRAM18_SHAPES",
+        "LUTRAM_MAX_DEPTH": "UltraScale architecture CLB user guide (UG574) / 7 Series CLB user guide (UG474): "
+        "a LUT6 is a 64 x 1 distributed RAM (RAM64X1S); using LUTRAM up to exactly one LUT's depth is an "
+        "estimate: the cut-over point between LUTRAM and BRAM is a tool heuristic, not a documented figure",
+        "LUT_MULT_MAX_BITS": "estimate: below about 4 bits LUT multipliers are cheaper than DSP slices (FINN-R, "
+        "Blott et al., TRETS 2018: (2*ceil((W+A)/6)-1)*(W+A) LUTs, 6 LUTs at 3 x 3 bits against 24 at 4 x 4); "
+        "the cut at 3 bits is the model's choice",
+        "UNIT_LUT_OVERHEAD": "FINN-R (Blott et al., TRETS 2018) LUT model as implemented in FINN's "
+        "MatrixVectorActivation.lut_estimation: constant term c0 = 300 LUTs per compute unit",
+        "ACC_BITS": "design choice: 32-bit partial sums, as FINN/HLS accumulators are usually sized; a "
+        "DSP48E1/E2 accumulator is 48 bits wide (UG479, UG579), so 32 bits fit without extra slices",
+        "DSP_MACS_PER_SLICE": "dsp48e2: Xilinx WP486 (Deep learning with INT8 optimization on Xilinx devices: two "
+        "INT8 MACs sharing one operand per DSP48E2) and WP521 (Convolutional neural network with INT4 "
+        "optimization: four INT4 MACs per DSP48E2); dsp58: Versal DSP engine architecture manual (AM004), INT8 "
+        "mode: a 3-element dot product per cycle; dsp48e1: estimate: two <= 4-bit products packed as in WP486 "
+        "fit the 25 x 18 multiplier (UG479), while WP486 explains why two INT8 products do not; 1 MAC per slice "
+        "up to 16 bits (a 25/27 x 18 multiplier, UG479/UG579)",
+        "FLOAT_MACS_PER_DSP": "estimate from the Floating-Point Operator product guide (PG060) resource tables: "
+        "a single-precision multiplier with full DSP usage takes 3 DSP slices and an adder 2, about 5 per MAC",
+        "EnergyTable.mult_8x8_pj": "Horowitz, 'Computing's energy problem', ISSCC 2014, 45 nm: 8-bit integer "
+        "multiply 0.2 pJ (32-bit: 3.1 pJ, about 0.2 x (32 x 32) / (8 x 8), so the product-of-widths scaling holds)",
+        "EnergyTable.add_32_pj": "Horowitz, ISSCC 2014, 45 nm: 32-bit integer add 0.1 pJ",
+        "EnergyTable.sram_byte_pj": "Horowitz, ISSCC 2014, 45 nm, as tabulated by Han et al. (EIE, ISCA 2016, "
+        "Table I): 32-bit SRAM read 5 pJ, i.e. 5 / 4 pJ per byte",
+        "EnergyTable.dram_byte_pj": "Horowitz, ISSCC 2014, 45 nm, as tabulated by Han et al. (EIE, ISCA 2016, "
+        "Table I): 32-bit DRAM read 640 pJ, i.e. 640 / 4 pJ per byte",
+        "EnergyTable.fpga_factor": "Kuon & Rose, 'Measuring the gap between FPGAs and ASICs', IEEE TCAD 2007: "
+        "FPGA dynamic power 7.1-14x an ASIC's; estimate: 10x, inside that range",
+        "PJ_TO_MJ": "unit conversion: 1 pJ = 1e-12 J = 1e-9 mJ",
+    }
+)
+"""Where each numeric constant of this module comes from (read by tests/simulators/test_sources.py)."""

@@ -12,18 +12,31 @@ A device file has exactly these keys (units in the names)::
     static_power_w: 0.35               # power drawn whatever the design does, W
     dsp_kind: dsp48e2                  # dsp48e1 | dsp48e2 | dsp58
     ddr_overhead: {lut: 0, ff: 0, bram18: 0, uram: 0, dsp: 0}   # soft memory controller cost
+    sources:                           # where each figure comes from: field -> citation
+      resources: "Zynq UltraScale+ MPSoC data sheet DS891, ZU3EG column"
+      offchip_gb_per_s: "Ultra96 hardware user guide: 32-bit LPDDR4 at 2133 MT/s; 32 x 2133 / 8 = 8,532 MB/s"
+      ...                              # one entry for each of SOURCED_FIELDS
 
 Users add a device by writing such a file and passing its path (or its folder) to :class:`DeviceCatalog`.
 Loading validates the schema: unknown, duplicate or missing keys and bad values raise
 :class:`codesign.core.errors.CodesignError` naming the key and the file.
+
+``sources`` (a mapping from a field of :data:`SOURCED_FIELDS` to a non-empty citation: a data sheet, user
+guide, white paper or paper, or ``"estimate: <how it was chosen>"`` where no document gives the figure) is
+required in the built-in files: a built-in file that leaves a field unsourced is an error naming the device
+and the field. In a user's device file it is optional, so an existing file keeps loading: a field without a
+source raises an :class:`UnsourcedDeviceWarning` naming the device and the fields, never an error. Where
+``sources`` is given, an unknown field or an empty citation is an error in every file.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -48,6 +61,30 @@ _KEYS = (
     "dsp_kind",
     "ddr_overhead",
 )
+_OPTIONAL_KEYS = ("sources",)
+SOURCED_FIELDS = (
+    "resources",
+    "usable_fractions",
+    "max_clock_mhz",
+    "default_clock_mhz",
+    "offchip_gb_per_s",
+    "static_power_w",
+    "dsp_kind",
+    "ddr_overhead",
+)
+"""The fields of a device file whose figures need a citation in ``sources`` (every numeric field, and the
+DSP slice kind, a data-sheet fact)."""
+SOURCES = MappingProxyType(
+    {
+        "MAX_COUNT": "design choice: a sanity bound of the file validator (10^12 is orders of magnitude above "
+        "any FPGA's resource count), not a property of a device",
+    }
+)
+"""Where each numeric constant of this module comes from (read by tests/simulators/test_sources.py)."""
+
+
+class UnsourcedDeviceWarning(UserWarning):
+    """A user's device file leaves some figures without a source (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +102,9 @@ class Device:
     dsp_kind: str
     ddr_overhead: Resources
     source: str = ""
+    """The file the device was read from."""
+    sources: tuple[tuple[str, str], ...] = ()
+    """``(field, citation)`` for each sourced field of :data:`SOURCED_FIELDS`, in that order."""
 
     @property
     def usable(self) -> Resources:
@@ -90,6 +130,7 @@ class Device:
             "dsp_kind": self.dsp_kind,
             "ddr_overhead": self.ddr_overhead.to_dict(),
             "source": self.source,
+            "sources": dict(self.sources),
         }
 
 
@@ -150,13 +191,45 @@ def _resource_map(data: Mapping[str, Any], key: str, where: str, *, fractions: b
     return dict(value)
 
 
-def device_from_dict(data: Mapping[str, Any], where: str = "device") -> Device:
-    """Validate one device description (the parsed content of a device file) and build the Device."""
+def _sources(data: Mapping[str, Any], where: str, *, required: bool) -> tuple[tuple[str, str], ...]:
+    """The validated ``sources`` mapping: an error for an unknown field or an empty citation, and for a
+    missing field when ``required``; otherwise a missing field is an :class:`UnsourcedDeviceWarning`."""
+    value = data.get("sources", {})
+    if not isinstance(value, Mapping):
+        raise CodesignError(f"{where}: sources must be a mapping of field -> citation, got {value!r}")
+    unknown = sorted(str(k) for k in set(value) - set(SOURCED_FIELDS))
+    if unknown:
+        raise CodesignError(
+            f"{where}: sources: unknown field(s) {', '.join(unknown)}; expected {', '.join(SOURCED_FIELDS)}"
+        )
+    for field, citation in value.items():
+        if not isinstance(citation, str) or not citation.strip():
+            raise CodesignError(f"{where}: sources.{field} must be a non-empty citation, got {citation!r}")
+    missing = [f for f in SOURCED_FIELDS if f not in value]
+    if missing:
+        device = data.get("name", "?")
+        message = f"{where}: device {device!r} gives no source for {', '.join(missing)}"
+        if required:
+            raise CodesignError(f"{message}; add them under sources: (field: citation)")
+        hint = "add them under sources: to say where the figures come from"
+        warnings.warn(f"{message} ({hint})", UnsourcedDeviceWarning, stacklevel=4)
+    return tuple((f, value[f].strip()) for f in SOURCED_FIELDS if f in value)
+
+
+def device_from_dict(
+    data: Mapping[str, Any], where: str = "device", *, require_sources: bool = False
+) -> Device:
+    """Validate one device description (the parsed content of a device file) and build the Device.
+
+    ``require_sources``: a field of :data:`SOURCED_FIELDS` without a citation is an error (built-in files)
+    rather than an :class:`UnsourcedDeviceWarning` (users' files)."""
     if not isinstance(data, Mapping):
         raise CodesignError(f"{where}: expected a mapping of device keys, got {type(data).__name__}")
-    unknown = sorted(str(k) for k in set(data) - set(_KEYS))
+    unknown = sorted(str(k) for k in set(data) - set(_KEYS) - set(_OPTIONAL_KEYS))
     if unknown:
-        raise CodesignError(f"{where}: unknown key(s) {', '.join(unknown)}; expected {', '.join(_KEYS)}")
+        raise CodesignError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; expected {', '.join(_KEYS + _OPTIONAL_KEYS)}"
+        )
     missing = [k for k in _KEYS if k not in data]
     if missing:
         raise CodesignError(f"{where}: missing key(s) {', '.join(missing)}")
@@ -174,18 +247,23 @@ def device_from_dict(data: Mapping[str, Any], where: str = "device") -> Device:
             f"{where}: default_clock_mhz {default_clock:g} exceeds max_clock_mhz {max_clock:g}"
         )
     fractions = _resource_map(data, "usable_fractions", where, fractions=True)
+    resources = Resources(**_resource_map(data, "resources", where, fractions=False))
+    ddr_overhead = Resources(**_resource_map(data, "ddr_overhead", where, fractions=False))
+    offchip = _number(data, "offchip_gb_per_s", where, minimum=0, strict=True)
+    static_power = _number(data, "static_power_w", where, minimum=0, strict=False)
     return Device(
         name=data["name"].strip(),
         board=data["board"],
-        resources=Resources(**_resource_map(data, "resources", where, fractions=False)),
+        resources=resources,
         usable_fractions=tuple((n, float(fractions[n])) for n in RESOURCE_NAMES),
         max_clock_mhz=max_clock,
         default_clock_mhz=default_clock,
-        offchip_gb_per_s=_number(data, "offchip_gb_per_s", where, minimum=0, strict=True),
-        static_power_w=_number(data, "static_power_w", where, minimum=0, strict=False),
+        offchip_gb_per_s=offchip,
+        static_power_w=static_power,
         dsp_kind=data["dsp_kind"],
-        ddr_overhead=Resources(**_resource_map(data, "ddr_overhead", where, fractions=False)),
+        ddr_overhead=ddr_overhead,
         source=where,
+        sources=_sources(data, where, required=require_sources),
     )
 
 
@@ -200,8 +278,10 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return " ".join(str(exc).split())
 
 
-def load_device_file(path: str | Path) -> Device:
-    """Read and validate one device YAML (or JSON) file, UTF-8 with or without a byte-order mark."""
+def load_device_file(path: str | Path, *, require_sources: bool = False) -> Device:
+    """Read and validate one device YAML (or JSON) file, UTF-8 with or without a byte-order mark.
+
+    ``require_sources`` as in :func:`device_from_dict` (True for the built-in files)."""
     path = Path(path)
     if path.is_dir():
         raise CodesignError(f"device file {path}: is a folder, not a YAML file")
@@ -228,7 +308,7 @@ def load_device_file(path: str | Path) -> Device:
     except ValueError as exc:  # a value PyYAML cannot convert: a bad date, an integer of 5,000 digits
         reason = " ".join(str(exc).split(";")[0].split())
         raise CodesignError(f"device file {path}: not valid YAML: a value cannot be read ({reason})") from None
-    return device_from_dict(data, str(path))
+    return device_from_dict(data, str(path), require_sources=require_sources)
 
 
 def _device_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -253,7 +333,7 @@ def _device_files(paths: Iterable[str | Path]) -> list[Path]:
 def builtin_devices() -> tuple[Device, ...]:
     """The devices shipped with the package, read afresh on each call (a few milliseconds; no process-wide
     cache, so each catalog sees the files as they are)."""
-    return tuple(load_device_file(p) for p in _device_files([BUILTIN_DIR]))
+    return tuple(load_device_file(p, require_sources=True) for p in _device_files([BUILTIN_DIR]))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -56,6 +57,21 @@ def folding_param(config: AcceleratorConfig, name: str, n_layers: int) -> tuple[
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
         raise CodesignError(f"{config.template}: {name} entries must be positive integers, got {value!r}")
     return value
+
+
+SOURCES = MappingProxyType(
+    {
+        "DataflowSpace.max_pe": "design choice: the largest PE count the folding search considers per layer "
+        "(bounds the per-layer choice lists); not a physical constant",
+        "DataflowSpace.max_simd": "design choice: the largest SIMD width the folding search considers per layer; "
+        "not a physical constant",
+        "DataflowSpace.max_configs": "design choice: a guard against listing an enumeration too large to hold "
+        "in memory; not hardware",
+        "DataflowSpace.ilp_gap_rel": "design choice: 0 asks CBC for the proven optimum",
+        "DataflowSpace.ilp_time_limit_s": "design choice: a bound on CBC's run time; not hardware",
+    }
+)
+"""Where each numeric constant of this module comes from (read by tests/simulators/test_sources.py)."""
 
 
 def _divisors(n: int, limit: int) -> tuple[int, ...]:

@@ -21,10 +21,18 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
 DP_MAX_CAPACITY = 50_000
+SOURCES = MappingProxyType(
+    {
+        "DP_MAX_CAPACITY": "design choice: the largest budget solved by dynamic programming (its table is "
+        "layers x choices x capacity); above it the integer program is used. A solver setting, not hardware",
+    }
+)
+"""Where each numeric constant of this module comes from (read by tests/simulators/test_sources.py)."""
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -84,6 +85,23 @@ TN_CHOICES = (2, 4, 8, 16, 32, 64)
 TILE_CHOICES = (4, 7, 8, 14, 16, 28, 32)
 """The default overlay grid: lane counts and tile sizes the exact inner search enumerates."""
 _CONTROL_UNITS = 4  # conv engine, vector unit, input and output DMA
+SOURCES = MappingProxyType(
+    {
+        "TM_CHOICES": "design choice: the search grid of output-channel lanes (powers of two from 4 to 128 and "
+        "the 1.5x steps 24, 48, 96 between them); not a physical constant",
+        "TN_CHOICES": "design choice: the search grid of input-channel lanes (powers of two up to 64); not a "
+        "physical constant",
+        "TILE_CHOICES": "design choice: output tile sizes that divide the usual feature-map sizes (7, 14, 28 "
+        "and powers of two up to 32); not a physical constant",
+        "_CONTROL_UNITS": "design choice: the overlay's four controlled units (conv engine, vector unit, input "
+        "and output DMA), each charged UNIT_LUT_OVERHEAD",
+        "OverlaySpace.tm": "derived: the default is TM_CHOICES",
+        "OverlaySpace.tn": "derived: the default is TN_CHOICES",
+        "OverlaySpace.tr": "derived: the default is TILE_CHOICES",
+        "OverlaySpace.tc": "derived: the default is TILE_CHOICES",
+    }
+)
+"""Where each numeric constant of this module comes from (read by tests/simulators/test_sources.py)."""
 
 
 def array_precision(layers: LayerArrays, dsp_kind: str) -> tuple[bool, int, np.ndarray]:

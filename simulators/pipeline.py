@@ -42,6 +42,8 @@ dataflow template and the off-chip bytes (constants in :mod:`simulators.costs`).
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 
 from codesign.core.values import RESOURCE_NAMES
@@ -52,6 +54,13 @@ from simulators.devices import Device
 
 WEIGHT_TILE_COPIES = 2
 """Weight tile buffers per engine: one being computed on while the next is loaded."""
+SOURCES = MappingProxyType(
+    {
+        "WEIGHT_TILE_COPIES": "design choice: double (ping-pong) buffering so loads overlap compute, as in "
+        "Zhang et al. FPGA'15 and DNNBuilder (ICCAD 2018)",
+    }
+)
+"""Where each numeric constant of this module comes from (read by tests/simulators/test_sources.py)."""
 
 
 def offchip_bits(layers: LayerArrays, fold: Folding, pe: np.ndarray) -> np.ndarray:
