@@ -1,7 +1,7 @@
 """codesign: hardware-software co-design of neural networks and FPGA accelerators.
 
 The Python API mirrors the CLI: load and validate an experiment (:func:`load_config`), run it
-(:func:`run_experiment`), and query a stored front (:func:`load_front`) as a pandas DataFrame
+(:func:`run_experiment`), optimise a model of one's own (:func:`optimize_model`), and query a stored front (:func:`load_front`) as a pandas DataFrame
 (``front.table``) or as typed pairs (``front.pairs()``).
 
 The package is laid out by stage of the data flow, each a subpackage that imports only the ones below it
@@ -49,6 +49,7 @@ _EXPORTS = {
     "compare_fronts": "codesign.results.front",
     "load_front": "codesign.results.front",
     "run_experiment": "codesign.experiment",
+    "optimize_model": "codesign.experiment",
 }
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
         Network,
         Resources,
     )
-    from codesign.experiment import run_experiment
+    from codesign.experiment import optimize_model, run_experiment
     from codesign.results.front import FrontPair, ParetoFront, compare_fronts, load_front
 
 
@@ -99,5 +100,6 @@ __all__ = [
     "compare_fronts",
     "load_config",
     "load_front",
+    "optimize_model",
     "run_experiment",
 ]

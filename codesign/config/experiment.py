@@ -105,12 +105,59 @@ class _Strict(BaseModel):
 
 
 class SpaceConfig(_Strict):
-    """Which architecture space and which bit-widths per layer."""
+    """Which architectures and which bit-widths per layer: a registered space (``architecture``, with its
+    ``options``), the user's own model (``model: package.module:factory`` or ``file.py:factory``, a
+    function of no arguments returning an ``nn.Module``, with ``input_shape`` and optionally ``weights``,
+    the path of a state dict: then it is not trained), or a define-by-run space (``define:
+    package.module:build``, a function ``build(trial)`` that asks ``trial.suggest_*`` and returns an
+    ``nn.Module``, with ``input_shape``). Exactly one of ``architecture``, ``model`` and ``define``."""
 
-    architecture: str
+    architecture: str | None = None
+    model: str | None = None
+    define: str | None = None
+    input_shape: tuple[Int, ...] | None = None
+    """One input's shape, ``[C, H, W]`` (or ``[F]``), for ``model`` and ``define``."""
+    weights: PathText | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     weight_bits: tuple[Int, ...] = (2, 4, 8)
     act_bits: tuple[Int, ...] = (4, 8)
+
+    @field_validator("model", "define")
+    @classmethod
+    def _spec(cls, value: str | None) -> str | None:
+        return None if value is None else check_factory_spec(value)
+
+    @field_validator("input_shape")
+    @classmethod
+    def _shape(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is not None and (not 1 <= len(value) <= 3 or any(d < 1 for d in value)):
+            raise ValueError(f"expected 1 to 3 positive integers, e.g. [1, 8, 8], got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SpaceConfig:
+        given = [k for k in ("architecture", "model", "define") if getattr(self, k) is not None]
+        if len(given) != 1:
+            what = "none" if not given else " and ".join(given)
+            raise _PathError(("space",), f"needs exactly one of architecture, model and define; got {what}")
+        kind = given[0]
+        if kind == "architecture":
+            for key in ("input_shape", "weights"):
+                if getattr(self, key) is not None:
+                    raise _PathError(("space", key), "only for space.model or space.define (a registered space has its own shapes)")
+        else:
+            if self.input_shape is None:
+                raise _PathError(("space", "input_shape"), f"required with space.{kind}: one input's shape, e.g. [1, 8, 8]")
+            if self.options:
+                raise _PathError(("space", "options"), f"options belong to a registered space; space.{kind} takes none")
+            if kind == "define" and self.weights is not None:
+                raise _PathError(("space", "weights"), "only for space.model (a define-by-run space trains every candidate)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``architecture``, ``model`` or ``define``."""
+        return "model" if self.model is not None else "define" if self.define is not None else "architecture"
 
     @field_validator("weight_bits", "act_bits")
     @classmethod
@@ -343,7 +390,7 @@ class ExperimentConfig:
         return {
             "name": self.name,
             "description": self.description,
-            "space": self.space.model_dump(),
+            "space": self.space.model_dump(exclude_none=True),
             "hardware": self.hardware.model_dump(),
             "accuracy": self.accuracy.model_dump(),
             "objectives": dict(self.objectives),

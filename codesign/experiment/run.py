@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 
@@ -13,7 +14,7 @@ from codesign.config.experiment import ExperimentConfig
 from codesign.core.errors import CodesignError
 from codesign.results.front import ParetoFront, compute_front, trial_rows
 from codesign.results.verify import VerificationReport, verify_front
-from codesign.search.build import build, build_problem
+from codesign.search.build import build_problem, build_strategy
 from codesign.search.loop import Interruption, Progress, SearchOutcome, prepare_study, run_trials
 from codesign.search.problem import Problem
 from codesign.search.storage import HEARTBEAT_S
@@ -76,6 +77,8 @@ def run_experiment(
     strategy: Strategy | None = None,
     cache_dir: str | Path | None = None,
     heartbeat_s: int | None = HEARTBEAT_S,
+    space: Any = None,
+    data: Any = None,
 ) -> RunResult:
     """Search until the study holds ``trials`` (default: the experiment's budget) completed trials, then
     (``verify``) measure the front's pairs on the test split. The front is chosen on the numbers the
@@ -86,12 +89,13 @@ def run_experiment(
     experiment's ``accuracy.cache_dir`` (a folder of this machine: workers on other machines need none of
     this one's files to compute the same numbers). ``heartbeat_s``: seconds between the heartbeats of a
     worker on a database storage (a trial without one for twice as long is failed as lost and retried).
+    ``space`` and ``data`` replace the space and the data set the experiment names by objects (the model
+    and data :func:`codesign.optimize_model` is given; see :func:`codesign.search.build.build_problem`).
     """
     config = config.with_cache_dir(cache_dir)
     if strategy is None:
-        problem, strategy = build(config)
-    else:
-        problem = build_problem(config)
+        strategy = build_strategy(config)
+    problem = build_problem(config, space=space, data=data)
     out = prepare_out_dir(config.output_dir(out_dir))
     prepared = prepare_study(
         config, storage=storage, out_dir=out, make_sampler=sampler_factory(strategy, problem), heartbeat_s=heartbeat_s

@@ -31,9 +31,10 @@ def default_cache_dir() -> Path:
 class LazyEvaluator:
     """Builds the data splits and the evaluator on first use; then measures candidates."""
 
-    def __init__(self, config: ExperimentConfig, space: Any) -> None:
+    def __init__(self, config: ExperimentConfig, space: Any, *, source: Any = None) -> None:
         self._config = config
         self._space = space
+        self._source = source
         self._evaluator: Any = None
         self._failure: CodesignError | None = None
 
@@ -61,7 +62,8 @@ class LazyEvaluator:
             device = resolve_device(acc.device)
         except CodesignError as exc:
             raise ConfigError("accuracy.device", str(exc)) from None
-        data = dataset_source(acc.dataset, base_dir=base).load(seed=seed, root=root, train_subset=acc.train_subset)
+        source = self._source if self._source is not None else dataset_source(acc.dataset, base_dir=base)
+        data = source.load(seed=seed, root=root, train_subset=acc.train_subset)
         if data.input_shape != tuple(self._space.input_shape):
             raise ConfigError(
                 "accuracy.dataset",
@@ -112,5 +114,7 @@ class LazyEvaluator:
         return self.evaluator.data
 
 
-def make_accuracy_source(config: ExperimentConfig, space: Any) -> LazyEvaluator:
-    return LazyEvaluator(config, space)
+def make_accuracy_source(config: ExperimentConfig, space: Any, *, source: Any = None) -> LazyEvaluator:
+    """The accuracy source of ``config``; ``source`` (a :class:`codesign.nn.data.DatasetSource`) replaces
+    the data set ``accuracy.dataset`` names (data handed over in memory)."""
+    return LazyEvaluator(config, space, source=source)

@@ -32,6 +32,13 @@ from codesign.quantization.fake import quant_layers, set_bits, set_quant_mode
 SPLITS = ("val", "test")
 
 
+def space_identity(space: Any) -> Any:
+    """What the caches key a space on: its own ``cache_identity()`` where it has one (a user's model,
+    whose factory is no value), else its fields."""
+    identity = getattr(space, "cache_identity", None)
+    return identity() if callable(identity) else asdict(space)
+
+
 @dataclass(frozen=True)
 class Measurement:
     """Accuracy of one candidate on one split (fractions in [0, 1]); ``seconds`` is the wall time of the
@@ -93,7 +100,7 @@ class CachedEvaluator:
     def _key(self, arch: Any, bits: tuple[tuple[int, ...], tuple[int, ...]] | None) -> str:
         parts: dict[str, Any] = {
             "method": self.method,
-            "space": asdict(self.space),
+            "space": space_identity(self.space),
             "arch": self.space.arch_id(arch),
             "data": self.data.describe(),
             "seed": self.seed,
@@ -255,4 +262,6 @@ class ScratchEvaluator(CachedEvaluator):
 
     def _make_float_model(self, arch: Any) -> nn.Module:
         model = seeded_model(self.space, arch, self.seed)
+        if getattr(self.space, "pretrained", False):  # a user's trained weights: quantized, never retrained
+            return model.to(self.device)
         return train_from_scratch(model, self.data, self.schedule, seed=self.seed, device=self.device)

@@ -302,6 +302,62 @@ def _flat(arrays: Mapping[str, Any], what: str) -> dict[str, Arrays | None]:
     return out
 
 
+def load_factory(spec: str, *, base_dir: Path | None = None, what: str = "factory") -> Callable[..., Any]:
+    """The callable ``spec`` names (``package.module:function`` or ``path/to/file.py:function``, a file
+    relative to ``base_dir``, else to the working folder), imported but not called. A file is loaded on
+    its own under a private module name (its folder is not put on ``sys.path``). Any failure is a
+    one-line :class:`CodesignError` starting with ``what`` and the spec."""
+    try:
+        check_factory_spec(spec)
+    except ValueError as exc:
+        raise CodesignError(str(exc)) from None
+    target, _, attribute = spec.rpartition(":")
+    if target.endswith(".py"):
+        module = _load_file(spec, base_dir, what)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ModuleNotFoundError as exc:
+            raise CodesignError(
+                f"{what} {spec!r}: cannot import {target!r} ({exc}); a module must be installed or on "
+                "PYTHONPATH, or name a file: path/to/file.py:function"
+            ) from None
+        except Exception as exc:
+            raise CodesignError(f"{what} {spec!r}: importing {target!r} raised {first_line(exc)}") from None
+    function = getattr(module, attribute, None)
+    if function is None:
+        raise CodesignError(f"{what} {spec!r}: {target!r} has no attribute {attribute!r}")
+    if not callable(function):
+        raise CodesignError(f"{what} {spec!r}: {attribute!r} is a {type(function).__name__}, not a function")
+    return function
+
+
+def factory_file(spec: str, base_dir: Path | None) -> Path | None:
+    """The file a ``file.py:function`` spec names, made absolute (None for a module spec)."""
+    target = spec.rpartition(":")[0]
+    if not target.endswith(".py"):
+        return None
+    path = Path(target).expanduser()
+    return path if path.is_absolute() else (base_dir or Path.cwd()) / path
+
+
+def _load_file(spec_text: str, base_dir: Path | None, what: str) -> Any:
+    path = factory_file(spec_text, base_dir)
+    if path is None or not path.is_file():
+        raise CodesignError(f"{what} {spec_text!r}: file not found: {path}")
+    # a name of its own, never placed in sys.modules: two experiments' data.py files do not collide
+    name = f"codesign_user_data_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise CodesignError(f"{what} {spec_text!r}: {path} cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise CodesignError(f"{what} {spec_text!r}: importing {path} raised {first_line(exc)}") from None
+    return module
+
+
 class FactoryDataset(DatasetSource):
     """Data from the user's function ``spec`` (``package.module:function`` or ``path/to/file.py:function``,
     a file relative to ``base_dir``); see the module's documentation for what it returns."""
@@ -313,47 +369,7 @@ class FactoryDataset(DatasetSource):
         self.base_dir = base_dir
 
     def _function(self) -> Callable[..., Any]:
-        try:
-            check_factory_spec(self.spec)
-        except ValueError as exc:
-            raise CodesignError(str(exc)) from None
-        target, _, attribute = self.spec.rpartition(":")
-        if target.endswith(".py"):
-            module = self._load_file(target)
-        else:
-            try:
-                module = importlib.import_module(target)
-            except ModuleNotFoundError as exc:
-                raise CodesignError(
-                    f"factory {self.spec!r}: cannot import {target!r} ({exc}); a module must be installed or on "
-                    "PYTHONPATH, or name a file: path/to/file.py:function"
-                ) from None
-            except Exception as exc:
-                raise CodesignError(f"factory {self.spec!r}: importing {target!r} raised {first_line(exc)}") from None
-        function = getattr(module, attribute, None)
-        if function is None:
-            raise CodesignError(f"factory {self.spec!r}: {target!r} has no attribute {attribute!r}")
-        if not callable(function):
-            raise CodesignError(f"factory {self.spec!r}: {attribute!r} is a {type(function).__name__}, not a function")
-        return function
-
-    def _load_file(self, target: str) -> Any:
-        path = Path(target).expanduser()
-        if not path.is_absolute():
-            path = (self.base_dir or Path.cwd()) / path
-        if not path.is_file():
-            raise CodesignError(f"factory {self.spec!r}: file not found: {path}")
-        # a name of its own, never placed in sys.modules: two experiments' data.py files do not collide
-        name = f"codesign_user_data_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise CodesignError(f"factory {self.spec!r}: {path} cannot be loaded as a Python module")
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            raise CodesignError(f"factory {self.spec!r}: importing {path} raised {first_line(exc)}") from None
-        return module
+        return load_factory(self.spec, base_dir=self.base_dir)
 
     def check(self, root: Path | None = None) -> None:
         """The module or file imports and has the function (it is not called)."""
@@ -431,4 +447,29 @@ class NpzDataset(DatasetSource):
         return user_splits(
             self.name, seed, read_npz(path), what=f"npz file {path}", train_subset=train_subset, val_size=val_size,
             raw=f"the arrays in {path.name} (uint8 pixels are scaled by 1/255, float pixels taken as they are)",
+        )
+
+
+class MemoryDataset(DatasetSource):
+    """Data handed over as objects (for :func:`codesign.optimize_model`): anything a factory may return
+    (see the module's documentation), split and normalised the same way."""
+
+    name = "memory"
+
+    def __init__(self, *, value: Any, label: str = "data") -> None:
+        self.value = value
+        self.label = label
+
+    def check(self, root: Path | None = None) -> None:
+        what = self.label
+        parts = {s: _checked(*v, s, what) for s, v in parts_of(self.value, what).items()}
+        _check_together(parts, what)
+
+    def load(
+        self, *, seed: int, root: Path | None = None, train_subset: int | None = None, val_size: int | None = None
+    ) -> DataSplits:
+        what = self.label
+        return user_splits(
+            self.label, seed, parts_of(self.value, what), what=what, train_subset=train_subset, val_size=val_size,
+            raw="the images given (uint8 pixels are scaled by 1/255, float pixels taken as they are)",
         )

@@ -239,7 +239,12 @@ def _pair_doc(pair: Any, config: Any, network: Any, data: Any, check: Any, torch
         "study": pair.study,
         "trial": pair.trial,
         "summary": pair.candidate.summary(),
-        "space": {"name": config.space.architecture, "options": dict(config.space.options)},
+        "space": {
+            "name": config.space.architecture or pair.candidate.space,
+            "options": dict(config.space.options),
+            **({"model": config.space.model} if config.space.model else {}),
+            **({"define": config.space.define} if config.space.define else {}),
+        },
         "candidate": pair.candidate.to_dict(),
         "accelerator": None if pair.candidate.accelerator is None else pair.candidate.accelerator.to_dict(),
         "input": {"shape": list(data.input_shape), **data.preprocess.to_dict()},

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,8 @@ class _Builder:
         self.taken = {node.name for node in graph.nodes} | {INPUT_NAME}
         self.steps: list[_Step] = []
         self.modules: list[tuple[str, nn.Module]] = []
+        self.renamed: dict[str, str] = {}
+        """Names that are no Python identifiers, and the ones their steps got instead."""
 
     def fresh(self, base: str) -> str:
         name = base
@@ -204,8 +206,13 @@ class _Builder:
         return name
 
     def put(self, step: _Step, module: nn.Module | None) -> str:
+        inputs = tuple(self.renamed.get(i, i) for i in step.inputs)
         if not step.name.isidentifier():
-            raise CodesignError(f"hls4ml export: node name {step.name!r} is not a Python identifier, so no module can carry it")
+            # a module must carry the name: nn.Sequential's layers are named '0', '3', ... (kept in `node`)
+            name = self.fresh("layer_" + "".join(c if c.isalnum() or c == "_" else "_" for c in step.name))
+            self.renamed[step.name] = name
+            step = replace(step, name=name)
+        step = replace(step, inputs=inputs)
         self.steps.append(step)
         if module is not None:
             self.modules.append((step.name, module))
@@ -483,9 +490,10 @@ def hls4ml_config(
         layer_cfg[names[step.name]] = {"Precision": dict(step.precision)}
     block = _codesign_block(graph, candidate, network, backend)
     block["input"] = block["input"].replace("'preprocess'", repr(names[plan.steps[0].name]))
+    layer_step = {step.node: step.name for step in plan.steps if step.role == "layer"}
     for node in graph.weighted():
         record = block["layers"][node.layer]
-        layer_cfg[names[node.layer]]["ReuseFactor"] = record["reuse_factor"]
+        layer_cfg[names[layer_step[node.name]]]["ReuseFactor"] = record["reuse_factor"]
         record["hls4ml_layers"] = [names[step.name] for step in plan.steps if step.node == node.name]
     return {
         "Model": {

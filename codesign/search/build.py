@@ -86,7 +86,40 @@ def catalog_for(config: ExperimentConfig) -> DeviceCatalog:
         raise ConfigError("hardware.device_files", f"cannot read a device file: {getattr(exc, 'strerror', None) or exc}") from None
 
 
+def _own_space(config: ExperimentConfig) -> Any:
+    """``space.model`` or ``space.define``: the user's factory imported (a file relative to the experiment
+    file), its model built and traced once, so a bad spec, a missing file or a model the hardware models
+    cannot cost is a ConfigError at that key before any trial."""
+    from codesign.nn.own_model import define_by_run_space, model_space
+    from codesign.nn.user_data import load_factory
+
+    space = config.space
+    kind = space.kind
+    spec = str(space.model if kind == "model" else space.define)
+    base = config.source.parent if config.source is not None else None
+    shape = tuple(space.input_shape or ())
+    name = spec.rpartition(":")[2]
+    try:
+        function = load_factory(spec, base_dir=base, what=f"{'model factory' if kind == 'model' else 'build function'}")
+    except CodesignError as exc:
+        raise ConfigError(f"space.{kind}", str(exc)) from None
+    try:
+        if kind == "define":
+            return define_by_run_space(function, shape, name=name, spec=spec, seed=config.budget.seed)
+        weights = config.resolve(space.weights)
+        if weights is not None and not weights.is_file():
+            raise ConfigError("space.weights", f"weights file not found: {weights}")
+        return model_space(function, shape, name=name, spec=spec, weights=weights)
+    except CodesignError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        where = "space.weights" if kind == "model" and space.weights and "weights" in str(exc) else f"space.{kind}"
+        raise ConfigError(where, str(exc)) from None
+
+
 def _space(config: ExperimentConfig) -> Any:
+    if config.space.kind != "architecture":
+        return _own_space(config)
     name = config.space.architecture
     if name not in space_names():
         raise ConfigError("space.architecture", f"unknown search space {name!r}; known: {', '.join(space_names())}")
@@ -211,10 +244,10 @@ def _check_supernet(config: ExperimentConfig) -> None:
         raise ConfigError("accuracy.supernet", str(exc)) from None
 
 
-def _accuracy_source(config: ExperimentConfig, space: Any) -> Any:
+def _accuracy_source(config: ExperimentConfig, space: Any, data: Any = None) -> Any:
     from codesign.nn.accuracy import make_accuracy_source
 
-    return make_accuracy_source(config, space)
+    return make_accuracy_source(config, space, source=data)
 
 
 def _table_problem(config: ExperimentConfig, space: Any) -> TableProblem:
@@ -261,16 +294,21 @@ def build_strategy(config: ExperimentConfig) -> Strategy:
     return make_strategy(config.strategy.name, config.strategy.options)
 
 
-def build_problem(config: ExperimentConfig) -> Problem:
+def build_problem(config: ExperimentConfig, *, space: Any = None, data: Any = None) -> Problem:
     """Validate every name of ``config`` but the strategy's (:func:`build_strategy`) and build its search
-    problem."""
-    space = _space(config)
+    problem. ``space`` replaces the one ``config.space`` names and ``data`` (a
+    :class:`codesign.nn.data.DatasetSource`) the data set ``accuracy.dataset`` names: objects a file cannot
+    name, such as the model and data :func:`codesign.optimize_model` is given."""
+    space = _space(config) if space is None else space
     if config.space.architecture in TABLE_SPACES or config.accuracy.method == "table":
         if config.space.architecture not in TABLE_SPACES:
             raise ConfigError("accuracy.method", f"'table' needs a tabular space ({', '.join(TABLE_SPACES)})")
         problem: Problem = _table_problem(config, space)
     else:
-        _check_data(config)
+        if config.space.kind != "architecture" and config.accuracy.method != "scratch":
+            raise ConfigError("accuracy.method", f"space.{config.space.kind} trains each model itself: use 'scratch', not {config.accuracy.method!r}")
+        if data is None:
+            _check_data(config)
         if config.accuracy.supernet and config.accuracy.method != "supernet":
             raise ConfigError("accuracy.supernet", f"options of method 'supernet', but the method is {config.accuracy.method!r}")
         if config.accuracy.method == "supernet":
@@ -280,7 +318,7 @@ def build_problem(config: ExperimentConfig) -> Problem:
         catalog = catalog_for(config)
         model, device, clock = _hardware(config, catalog)
         bits = BitWidthSpace(weight_bits=config.space.weight_bits, act_bits=config.space.act_bits)
-        problem = CodesignProblem(space, bits, model, device, clock, _accuracy_source(config, space))
+        problem = CodesignProblem(space, bits, model, device, clock, _accuracy_source(config, space, data))
     known = problem.metric_names
     for name, _ in config.objectives:
         if name not in known:

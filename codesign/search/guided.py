@@ -33,7 +33,7 @@ strategy's factory :func:`guided_sampler_for` and its options (:data:`OPTION_RUL
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,7 +83,9 @@ def check_sampler_options(options: Any) -> dict[str, Any]:
     return check_options(OPTION_RULES, options, path=SAMPLER_PATH, owner="the hao sampler")
 
 
-def guided_sampler_for(problem: Any, *, seed: int, options: Mapping[str, Any]) -> GuidedSampler:
+def guided_sampler_for(
+    problem: Any, *, seed: int, options: Mapping[str, Any], extra_choices: Mapping[str, Sequence[Any]] | None = None
+) -> GuidedSampler:
     """The ``hao`` outer sampler for a :class:`~codesign.search.problem.TableProblem` or
     :class:`~codesign.search.problem.CodesignProblem`.
 
@@ -92,7 +94,8 @@ def guided_sampler_for(problem: Any, *, seed: int, options: Mapping[str, Any]) -
     cells get :func:`codesign.predictors.cells.cell_search_features` (graph features, live-edge one-hot,
     path encoding); other spaces the one-hot of the decisions, the space's own encoding and the
     log MACs and parameters of the 8-bit network (a cheap prior for latency). ``bits.*`` and other
-    decisions are left to independent random sampling. ``options`` are :data:`OPTIONS`, checked by
+    decisions are left to independent random sampling, except those named in ``extra_choices`` (name ->
+    values), which join the pool. ``options`` are :data:`OPTIONS`, checked by
     :func:`check_sampler_options`.
     """
     from codesign.search.problem import ARCH_PREFIX
@@ -101,6 +104,7 @@ def guided_sampler_for(problem: Any, *, seed: int, options: Mapping[str, Any]) -
     pool_size = int(settings.pop("pool_size", 2000))
     space = problem.space
     choices = {ARCH_PREFIX + k: list(v) for k, v in space.choices().items()}
+    choices.update({k: list(v) for k, v in (extra_choices or {}).items()})
     search_space: dict[str, BaseDistribution] = {k: CategoricalDistribution(v) for k, v in choices.items()}
     names = list(choices)
     size = math.prod(len(v) for v in choices.values())

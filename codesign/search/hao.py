@@ -186,7 +186,14 @@ class HAOStrategy(Strategy):
         self.options = HAOOptions.parse(options)
 
     def sampler(self, problem: Problem, seed: int) -> optuna.samplers.BaseSampler:
-        return guided_sampler_for(problem, seed=seed, options=dict(self.options.sampler or {}))
+        extra: dict[str, list[Any]] = {}
+        if isinstance(problem, CodesignProblem) and not problem.space.choices():
+            # a fixed architecture (the user's own model): the trade-off points and activation bits are the
+            # whole search, so they form the pool, and no point is measured twice while others are unseen
+            extra["hao.alpha"] = list(self.options.alphas)
+            if len(problem.bits.act_bits) > 1:
+                extra["hao.act_bits"] = list(problem.bits.act_bits)
+        return guided_sampler_for(problem, seed=seed, options=dict(self.options.sampler or {}), extra_choices=extra)
 
     def evaluator(self, problem: Problem, *, cache_dir: Path | None = None) -> Evaluator:
         return hao_evaluator(problem, self.options, cache_dir=cache_dir)
