@@ -1,7 +1,8 @@
 """``codesign hardware import MEASUREMENTS.csv --name NAME``: learn a hardware model from measured latencies.
 
 The table's rows give a network (a JSON layer list in ``layers``, or an architecture id in ``arch`` of the
-space named by ``space`` or ``--space``), optionally the accelerator configuration (``accelerator``, JSON),
+space named by ``space`` or ``--space``, or of your own model or define-by-run space: ``--model`` /
+``--define`` with ``--input-shape``), optionally the accelerator configuration (``accelerator``, JSON),
 the measured ``latency_ms`` and optionally ``energy_mj``. Without a prior the methods are a per-operation
 additive cost table (``kernels``; with dead layers kept by the space, e.g. ``--space-option prune=false``,
 also one costing them apart and one leaving them out) and a scale model, on relative and on absolute
@@ -43,6 +44,12 @@ def register(hardware_subparsers: Any) -> None:
         help="option of the search space the 'arch' ids are built in (YAML value), e.g. prune=false to keep "
         "NAS-Bench-201's dead operations, which its measured latencies include (repeatable)",
     )
+    own = p.add_mutually_exclusive_group()
+    own.add_argument("--model", metavar="SPEC", help="the 'arch' rows are your own model (package.module:factory or file.py:factory; "
+                     "its one id is 'model'), traced as codesign run traces space.model")
+    own.add_argument("--define", metavar="SPEC", help="the 'arch' ids are of your define-by-run space (package.module:build or "
+                     "file.py:build; ids are the JSON of the choices, as the study's trials record them)")
+    p.add_argument("--input-shape", metavar="C,H,W", help="the input shape of --model or --define, e.g. 1,8,8")
     p.add_argument("--out", default=None, metavar="DIR", help="models folder (default $CODESIGN_MODELS or ./models)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the cross-validation folds and the trees (>= 0)")
     p.add_argument("--force", action="store_true", help="overwrite an existing model of that name")
@@ -109,6 +116,41 @@ def _save(model: Any, target: Path) -> None:
         shutil.rmtree(retired, ignore_errors=True)
 
 
+def _own_space(args: argparse.Namespace) -> Any:
+    """The space of ``--model``/``--define`` (the user's factory imported, relative to this folder), or None."""
+    from codesign.core.errors import CodesignError
+
+    spec = args.model or args.define
+    if spec is None:
+        if args.input_shape is not None:
+            raise CodesignError("--input-shape is for --model or --define")
+        return None
+    if args.space is not None or args.space_option:
+        raise CodesignError("--space and --space-option name a registered space; --model and --define bring their own")
+    if args.input_shape is None:
+        raise CodesignError(f"{'--model' if args.model else '--define'} needs --input-shape C,H,W (one input's shape)")
+    try:
+        shape = tuple(int(v) for v in args.input_shape.split(","))
+    except ValueError:
+        raise CodesignError(f"--input-shape {args.input_shape!r}: expected integers separated by commas, e.g. 1,8,8") from None
+    from codesign.nn.own_model import define_by_run_space, model_space
+    from codesign.nn.user_data import load_factory
+
+    function = load_factory(spec, base_dir=Path.cwd(), what="model factory" if args.model else "build function")
+    name = spec.rpartition(":")[2]
+    if args.model:
+        return model_space(function, shape, name=name, spec=spec)
+    return define_by_run_space(function, shape, name=name, spec=spec, seed=args.seed)
+
+
+def _same_space(space: Any, name: str) -> Any:
+    from codesign.core.errors import CodesignError
+
+    if name != space.name:
+        raise CodesignError(f"a row names space {name!r}, but --model/--define gives space {space.name!r}")
+    return space
+
+
 def handle_import(args: argparse.Namespace) -> int:
     from codesign.core.errors import CodesignError
     from codesign.predictors.measured import NEAR_ZERO, MeasuredModel, models_dir
@@ -117,12 +159,16 @@ def handle_import(args: argparse.Namespace) -> int:
     if not _NAME.match(args.name):
         raise CodesignError(f"--name {args.name!r}: expected letters, digits, '_', '.' or '-' (no path separators)")
     target = _check_target(models_dir(args.out) / args.name, args.name, args.force)
-    from search_spaces.registry import make_space
+    own = _own_space(args)
+    if own is not None:
+        table = read_measurements(args.table, resolve_space=lambda name: _same_space(own, name), default_space=own.name)
+    else:
+        from search_spaces.registry import make_space
 
-    options = _space_options(args.space_option)
-    table = read_measurements(
-        args.table, resolve_space=lambda name: make_space(name, **options), default_space=args.space
-    )
+        options = _space_options(args.space_option)
+        table = read_measurements(
+            args.table, resolve_space=lambda name: make_space(name, **options), default_space=args.space
+        )
     prior = None
     if args.prior is not None:
         from simulators.registry import make_hardware_model
