@@ -63,6 +63,7 @@ def _yaml(tmp: Path, *, space: str, dataset: str = "digits", data_dir: str = "",
 
 
 MODEL_SPACE = f"{{model: '{MODELS}:digits_cnn', input_shape: [1, 8, 8], weight_bits: [2, 4, 8], act_bits: [4, 8]}}"
+DEFINE_SPACE = f"{{define: '{DEFINE}:build', input_shape: [1, 8, 8], weight_bits: [4, 8], act_bits: [8]}}"
 
 
 def _run(capsys: pytest.CaptureFixture[str], exp: Path, *args: str) -> tuple[int, str, str]:
@@ -151,25 +152,27 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return bunch.images.astype(np.float32), bunch.target.astype(np.int64)
 
 
-def test_the_own_model_runs_on_a_data_set_factory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("space", [MODEL_SPACE, DEFINE_SPACE], ids=["model", "define"])
+def test_the_own_model_runs_on_a_data_set_factory(tmp_path: Path, capsys: pytest.CaptureFixture[str], space: str) -> None:
     (tmp_path / "data.py").write_text(
         "from sklearn.datasets import load_digits\n\n"
         "def load():\n"
         "    d = load_digits()\n"
         "    return d.images.astype('float32')[:900], d.target[:900]\n"
     )
-    code, _, err = _run(capsys, _yaml(tmp_path, space=MODEL_SPACE, dataset="data.py:load", trials=2))
+    code, _, err = _run(capsys, _yaml(tmp_path, space=space, dataset="data.py:load", trials=2))
     assert code == 0, err
     assert len(_completed(tmp_path / "out")) == 2 and load_front(tmp_path / "out").pairs()
 
 
-def test_the_own_model_runs_on_an_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("space", [MODEL_SPACE, DEFINE_SPACE], ids=["model", "define"])
+def test_the_own_model_runs_on_an_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str], space: str) -> None:
     x, y = _digits_arrays()
     for i, (image, label) in enumerate(zip(x[:600], y[:600], strict=True)):
         folder = tmp_path / "imgs" / str(label)
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray((image * 15).astype(np.uint8), mode="L").save(folder / f"{i:04d}.png")
-    code, _, err = _run(capsys, _yaml(tmp_path, space=MODEL_SPACE, dataset="folder", data_dir="imgs", trials=2))
+    code, _, err = _run(capsys, _yaml(tmp_path, space=space, dataset="folder", data_dir="imgs", trials=2))
     assert code == 0, err
     assert len(_completed(tmp_path / "out")) == 2 and load_front(tmp_path / "out").pairs()
 
@@ -283,8 +286,7 @@ def _define() -> Any:
 
 @pytest.mark.parametrize("strategy", ["hao", "tpe"])
 def test_a_define_by_run_space_runs_through_codesign_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], strategy: str) -> None:
-    space = f"{{define: '{DEFINE}:build', input_shape: [1, 8, 8], weight_bits: [4, 8], act_bits: [8]}}"
-    code, _, err = _run(capsys, _yaml(tmp_path, space=space, trials=3, strategy=strategy))
+    code, _, err = _run(capsys, _yaml(tmp_path, space=DEFINE_SPACE, trials=3, strategy=strategy))
     assert code == 0, err
     trials = _completed(tmp_path / "out")
     assert len(trials) == 3
