@@ -37,8 +37,9 @@ from codesign.core.values import RESOURCE_NAMES, AcceleratorConfig, Fidelity, Ha
 from simulators.devices import DeviceCatalog, default_catalog
 
 ResourceCombine = Literal["sum", "max"]
-VIOLATION_SUBJECTS = (*RESOURCE_NAMES, "clock_mhz")
-"""What a violation message may start with (before its colon)."""
+VIOLATION_SUBJECTS = (*RESOURCE_NAMES, "lutram", "clock_mhz")
+"""What a violation message may start with (before its colon); ``lutram``: the distributed RAM of a design
+exceeds the device's SLICEM LUTs."""
 
 
 class HardwareModel(ABC):

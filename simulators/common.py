@@ -146,7 +146,9 @@ class BatchResult:
 
     Per layer ``(L, N)``: ``cycles``, ``offchip_bytes``, ``dynamic_pj``, ``memory_bound`` and the layer's own
     resources (``layer_dsp`` ...). Per configuration ``(N,)``: total resources (including shared units and
-    the memory-controller overhead), ``clock_mhz``, ``throughput_fps``.
+    the memory-controller overhead), ``clock_mhz``, ``throughput_fps``. ``layer_lutram`` (L, N) and
+    ``lutram`` (N,): the LUTs among ``lut`` that are distributed RAM; a design is feasible only when
+    ``lutram`` fits the device's SLICEM LUTs (:attr:`simulators.devices.Device.lutram_luts`).
     """
 
     cycles: np.ndarray
@@ -157,6 +159,8 @@ class BatchResult:
     resources: Mapping[str, np.ndarray]
     clock_mhz: np.ndarray
     throughput_fps: np.ndarray
+    layer_lutram: np.ndarray
+    lutram: np.ndarray
 
     def layer_latency_ms(self) -> np.ndarray:
         return self.cycles / (self.clock_mhz * 1e3)
@@ -171,7 +175,7 @@ class BatchResult:
             "throughput_fps": self.throughput_fps,
             "energy_mj": layer_sum(self.layer_energy_mj(device)),
         }
-        feasible = self.clock_mhz <= device.max_clock_mhz
+        feasible = (self.clock_mhz <= device.max_clock_mhz) & (self.lutram <= device.lutram_luts)
         usable = device.usable
         for name in RESOURCE_NAMES:
             out[name] = self.resources[name]
@@ -209,6 +213,9 @@ class BatchResult:
         )
         used = Resources(**{n: int(self.resources[n][j]) for n in RESOURCE_NAMES})
         violations = used.exceeds(device.usable)
+        lutram = int(self.lutram[j])
+        if lutram > device.lutram_luts:
+            violations += (f"lutram: {lutram} > {device.lutram_luts} (SLICEM LUTs)",)
         clock = float(self.clock_mhz[j])
         if clock > device.max_clock_mhz:
             violations += (f"clock_mhz: {clock:g} > {device.max_clock_mhz:g}",)

@@ -24,6 +24,8 @@ _SHAPE_DEPTHS.flags.writeable = False
 _SHAPE_WIDTHS.flags.writeable = False
 LUTRAM_MAX_DEPTH = 64
 """Memories this shallow go to LUTRAM: one LUT6 holds 64 x 1 bit (RAM64X1S)."""
+LUTS_PER_LUTRAM_COLUMN = 2
+"""LUTs of one 64 x 1 simple dual-port memory (one write, one read port): RAM64X1D, two LUT6s."""
 LUT_MULT_MAX_BITS = 3
 """Operands this narrow (both weights and activations) use LUT multipliers instead of DSPs."""
 UNIT_LUT_OVERHEAD = 300
@@ -96,11 +98,14 @@ def bram18_blocks(depth: np.ndarray, width_bits: np.ndarray) -> np.ndarray:
 
 
 def memory_cost(depth: np.ndarray, width_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(RAMB18 blocks, LUTs) of one memory: LUTRAM when ``depth <= 64`` (one LUT per 64 x 1 bit), else BRAM."""
+    """(RAMB18 blocks, LUTs) of one simple dual-port memory (one write, one read port: a buffer filled while
+    it is read): LUTRAM when ``depth <= 64``, at :data:`LUTS_PER_LUTRAM_COLUMN` LUTs per 64 x 1 bit
+    (RAM64X1D), else BRAM. Those LUTs must be SLICEM LUTs: the templates report them as the design's
+    LUTRAM, checked against :attr:`simulators.devices.Device.lutram_luts`."""
     depth = np.asarray(depth, dtype=np.int64)
     width = np.asarray(width_bits, dtype=np.int64)
     small = depth <= LUTRAM_MAX_DEPTH
-    luts = np.where(small, -(-depth // LUTRAM_MAX_DEPTH) * width, 0)
+    luts = np.where(small, LUTS_PER_LUTRAM_COLUMN * -(-depth // LUTRAM_MAX_DEPTH) * width, 0)
     brams = np.where(small, 0, bram18_blocks(depth, width))
     return brams.astype(np.int64), luts.astype(np.int64)
 
@@ -151,6 +156,9 @@ SOURCES = MappingProxyType(
         "LUTRAM_MAX_DEPTH": "UltraScale architecture CLB user guide (UG574) / 7 Series CLB user guide (UG474): "
         "a LUT6 is a 64 x 1 distributed RAM (RAM64X1S); using LUTRAM up to exactly one LUT's depth is an "
         "estimate: the cut-over point between LUTRAM and BRAM is a tool heuristic, not a documented figure",
+        "LUTS_PER_LUTRAM_COLUMN": "7 Series CLB user guide (UG474) and UltraScale architecture CLB user guide "
+        "(UG574), distributed RAM: a 64 x 1 simple/dual-port RAM (RAM64X1D) takes two LUTs of a SLICEM (one "
+        "LUT6 per port), against one for a single-port RAM64X1S",
         "LUT_MULT_MAX_BITS": "estimate: below about 4 bits LUT multipliers are cheaper than DSP slices (FINN-R, "
         "Blott et al., TRETS 2018: (2*ceil((W+A)/6)-1)*(W+A) LUTs, 6 LUTs at 3 x 3 bits against 24 at 4 x 4); "
         "the cut at 3 bits is the model's choice",

@@ -17,11 +17,18 @@ upsample   channels                     K*K (taps)            R*C (output)
 
 cycles per frame ``= (MH/PE) * (MW/SIMD) * pixels`` (FINN's folding); throughput ``= clock / max cycles``;
 latency ``= sum of cycles / clock`` (every layer's fill on the critical path: pessimistic, as FINN's own
-estimate). Per-layer resources, summed over layers plus the memory-controller overhead:
+estimate). No ``layer_overhead_cycles`` is added: the engines are configured once, when the bitstream is
+loaded, and stream without per-layer DMA descriptors, while the pipeline fill is already in the latency
+(each layer's whole cycle count is on the critical path, an upper bound of the fill). Off-chip traffic is
+only the network input and output, which stream alongside the first and last engines, so neither the
+bandwidth nor its efficiency enters the cycles. Per-layer resources, summed over layers plus the
+memory-controller overhead:
 
 - multipliers: ``ceil(PE*SIMD / packing(bits))`` DSPs, or FINN-R LUT multipliers and adder trees when
   weights and activations are at most 3 bits;
-- weights on chip: depth ``MW*MH/(PE*SIMD)``, width ``PE*SIMD*W`` bits (LUTRAM when at most 64 deep);
+- weights on chip: depth ``MW*MH/(PE*SIMD)``, width ``PE*SIMD*W`` bits (LUTRAM when at most 64 deep, at
+  2 LUTs per 64 x 1 bit, as every small memory; a design whose LUTRAM exceeds the device's SLICEM LUTs,
+  :attr:`simulators.devices.Device.lutram_luts`, is reported with a ``lutram`` violation);
 - a sliding-window line buffer of the input rows a K > 1 convolution or pooling window spans (its effective
   kernel when dilated);
 - a residual add buffers its skip branch: one whole feature map (a pessimistic FIFO depth); a concat
@@ -72,7 +79,8 @@ def engine_resources(
     skip_depth: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Per-layer resources (L, N) of PE x SIMD engines, one per layer (shared by the dataflow and pipeline
-    templates).
+    templates): the keys of RESOURCE_NAMES, and ``lutram``, the LUTs among ``lut`` that are distributed RAM
+    (they must fit the device's SLICEM LUTs).
 
     Multipliers: ``ceil(PE*SIMD / packing(bits))`` DSPs, or FINN-R LUT multipliers and adder trees at <= 3
     bits; pooling, upsampling, add and concat engines are LUT adders and multiplexers. Memories:
@@ -98,14 +106,14 @@ def engine_resources(
     op_lut = np.where(windowed, lanes * a * 2, pe * a)
     lut = np.where(weighted, mult_lut, op_lut) + UNIT_LUT_OVERHEAD
 
-    weight_bram, weight_lut = memory_cost(weight_depth, lanes * w)
     window = ((layers.extent > 1) & (weighted | is_pool)) | layers.is_upsample
     par = np.where(windowed, pe, np.gcd(simd, layers.cin))
-    line_bram, line_lut = memory_cost(
-        np.where(window, layers.extent * layers.in_w * layers.cin // par, 0), par * a
-    )
+    line_depth = np.where(window, layers.extent * layers.in_w * layers.cin // par, 0)
+    weight_bram, weight_lut = memory_cost(weight_depth, lanes * w)
+    line_bram, line_lut = memory_cost(line_depth, par * a)
     skip_bram, skip_lut = memory_cost(skip_depth, pe * a)
-    lut = lut + weight_copies * weight_lut + line_lut + skip_lut + np.where(window, UNIT_LUT_OVERHEAD, 0)
+    memory_lut = weight_copies * weight_lut + line_lut + skip_lut
+    lut = lut + memory_lut + np.where(window, UNIT_LUT_OVERHEAD, 0)
     ff = np.where(weighted, lanes * (w + a) + pe * ACC_BITS, lanes * a) + UNIT_LUT_OVERHEAD
     return {
         "lut": lut.astype(np.int64),
@@ -113,6 +121,7 @@ def engine_resources(
         "bram18": (weight_copies * weight_bram + line_bram + skip_bram).astype(np.int64),
         "uram": np.zeros(lanes.shape, dtype=np.int64),
         "dsp": dsp.astype(np.int64),
+        "lutram": memory_lut.astype(np.int64),
     }
 
 
@@ -156,6 +165,7 @@ def dataflow_arrays(
         weight_copies=1,
         skip_depth=np.where(layers.is_add | layers.is_concat, layers.cin * layers.in_h * layers.in_w // pe, 0),
     )
+    layer_lutram = layer_res.pop("lutram")
     shell = device.ddr_overhead
     totals = {n: layer_res[n].sum(axis=0) + getattr(shell, n) for n in RESOURCE_NAMES}
 
@@ -171,6 +181,8 @@ def dataflow_arrays(
         memory_bound=np.zeros(cycles.shape, dtype=bool),
         layer_resources=layer_res,
         resources=totals,
+        layer_lutram=layer_lutram,
+        lutram=layer_lutram.sum(axis=0),
         clock_mhz=clock_mhz,
         throughput_fps=clock_mhz * 1e6 / cycles.max(axis=0),
     )

@@ -12,10 +12,20 @@ A device file has exactly these keys (units in the names)::
     static_power_w: 0.35               # power drawn whatever the design does, W
     dsp_kind: dsp48e2                  # dsp48e1 | dsp48e2 | dsp58
     ddr_overhead: {lut: 0, ff: 0, bram18: 0, uram: 0, dsp: 0}   # soft memory controller cost
+    offchip_efficiency: 0.8            # share of the peak a DMA stream achieves (optional)
+    axi_ports: 4                       # PL ports to DRAM (optional; absent: no port limit)
+    axi_port_bits: 128                 # data width of one port, bits (optional, with axi_ports)
+    layer_overhead_cycles: 1000        # fixed cost per layer: configuration, DMA set-up (optional)
+    slicem_fraction: 0.4               # share of the LUTs that can be LUTRAM (SLICEM) (optional)
     sources:                           # where each figure comes from: field -> citation
       resources: "Zynq UltraScale+ MPSoC data sheet DS891, ZU3EG column"
       offchip_gb_per_s: "Ultra96 hardware user guide: 32-bit LPDDR4 at 2133 MT/s; 32 x 2133 / 8 = 8,532 MB/s"
       ...                              # one entry for each of SOURCED_FIELDS
+
+The optional keys default to :data:`DEFAULTS` (sourced in :data:`SOURCES`), so a user's file that predates
+them keeps loading; the built-in files give every one of them. Effective off-chip bandwidth is
+:meth:`Device.offchip_bytes_per_cycle`: ``min(peak x efficiency, ports x port bits / 8 x accelerator
+clock)``.
 
 Users add a device by writing such a file and passing its path (or its folder) to :class:`DeviceCatalog`.
 Loading validates the schema: unknown, duplicate or missing keys and bad values raise
@@ -39,6 +49,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import yaml
 
 from codesign.core.errors import CodesignError
@@ -61,7 +72,14 @@ _KEYS = (
     "dsp_kind",
     "ddr_overhead",
 )
-_OPTIONAL_KEYS = ("sources",)
+_TUNING_KEYS = (
+    "offchip_efficiency",
+    "axi_ports",
+    "axi_port_bits",
+    "layer_overhead_cycles",
+    "slicem_fraction",
+)
+_OPTIONAL_KEYS = (*_TUNING_KEYS, "sources")
 SOURCED_FIELDS = (
     "resources",
     "usable_fractions",
@@ -71,11 +89,35 @@ SOURCED_FIELDS = (
     "static_power_w",
     "dsp_kind",
     "ddr_overhead",
+    *_TUNING_KEYS,
 )
 """The fields of a device file whose figures need a citation in ``sources`` (every numeric field, and the
 DSP slice kind, a data-sheet fact)."""
+DEFAULTS = MappingProxyType(
+    {
+        "offchip_efficiency": 0.8,
+        "axi_ports": 0,
+        "axi_port_bits": 0,
+        "layer_overhead_cycles": 1000,
+        "slicem_fraction": 0.25,
+    }
+)
+"""Values of the optional keys when a (user's) device file leaves them out; ``axi_ports: 0`` means no port
+limit (the efficiency-scaled peak is the only bound)."""
 SOURCES = MappingProxyType(
     {
+        "DEFAULTS": "estimate: offchip_efficiency 0.8, inside the 0.7-0.85 of peak that streaming DMA "
+        "typically reaches on a DDR controller (refresh, bank and read/write turnaround cost the rest); "
+        "axi_ports 0: no port limit unless the file names its ports; layer_overhead_cycles 1000: a few "
+        "microseconds of AXI-lite register writes and DMA descriptor set-up per layer (about 20 writes of "
+        "about 100-200 ns each at a 200 MHz clock) plus the fill of the PE array; slicem_fraction 0.25: "
+        "the low end of the 25-50% SLICEM share of Xilinx families (UG474: about a third of 7-series "
+        "slices are SLICEM), so an unknown device is not credited more LUTRAM than it may have",
+        "Device.offchip_efficiency": "derived: DEFAULTS['offchip_efficiency']",
+        "Device.axi_ports": "design choice: 0 means no port limit (DEFAULTS['axi_ports'])",
+        "Device.axi_port_bits": "design choice: 0 goes with axi_ports 0 (DEFAULTS['axi_port_bits'])",
+        "Device.layer_overhead_cycles": "derived: DEFAULTS['layer_overhead_cycles']",
+        "Device.slicem_fraction": "derived: DEFAULTS['slicem_fraction']",
         "MAX_COUNT": "design choice: a sanity bound of the file validator (10^12 is orders of magnitude above "
         "any FPGA's resource count), not a property of a device",
     }
@@ -101,6 +143,16 @@ class Device:
     static_power_w: float
     dsp_kind: str
     ddr_overhead: Resources
+    offchip_efficiency: float = DEFAULTS["offchip_efficiency"]
+    """Share of the peak bandwidth a DMA stream achieves (0, 1]."""
+    axi_ports: int = 0
+    """Ports through which the programmable logic reaches DRAM (0: no port limit)."""
+    axi_port_bits: int = 0
+    """Data width of one such port, bits."""
+    layer_overhead_cycles: int = 1000
+    """Fixed cycles per layer (configuration, DMA descriptor set-up, pipeline fill)."""
+    slicem_fraction: float = DEFAULTS["slicem_fraction"]
+    """Share of the LUTs that sit in SLICEMs and so can be distributed RAM."""
     source: str = ""
     """The file the device was read from."""
     sources: tuple[tuple[str, str], ...] = ()
@@ -113,7 +165,22 @@ class Device:
 
     @property
     def offchip_bytes_per_s(self) -> float:
+        """The peak DRAM bandwidth, bytes/s (what the data sheet gives; no efficiency, no port limit)."""
         return self.offchip_gb_per_s * 1e9
+
+    def offchip_bytes_per_cycle(self, clock_mhz: Any) -> Any:
+        """Bytes per accelerator cycle a DMA stream moves: ``min(peak x efficiency, ports x port bits / 8 x
+        clock) / clock`` (the port term only when the device names its ports); works on arrays of clocks."""
+        clock_hz = np.asarray(clock_mhz, dtype=np.float64) * 1e6
+        dram = self.offchip_bytes_per_s * self.offchip_efficiency / clock_hz
+        if self.axi_ports == 0:
+            return dram
+        return np.minimum(dram, self.axi_ports * self.axi_port_bits / 8.0)
+
+    @property
+    def lutram_luts(self) -> int:
+        """LUTs a design may use as distributed RAM: the usable LUTs times the SLICEM share (rounded down)."""
+        return math.floor(self.usable.lut * self.slicem_fraction)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, YAML/JSON-ready view (same keys as a device file, plus the derived ``usable``)."""
@@ -129,6 +196,11 @@ class Device:
             "static_power_w": self.static_power_w,
             "dsp_kind": self.dsp_kind,
             "ddr_overhead": self.ddr_overhead.to_dict(),
+            "offchip_efficiency": self.offchip_efficiency,
+            "axi_ports": self.axi_ports,
+            "axi_port_bits": self.axi_port_bits,
+            "layer_overhead_cycles": self.layer_overhead_cycles,
+            "slicem_fraction": self.slicem_fraction,
             "source": self.source,
             "sources": dict(self.sources),
         }
@@ -205,7 +277,7 @@ def _sources(data: Mapping[str, Any], where: str, *, required: bool) -> tuple[tu
     for field, citation in value.items():
         if not isinstance(citation, str) or not citation.strip():
             raise CodesignError(f"{where}: sources.{field} must be a non-empty citation, got {citation!r}")
-    missing = [f for f in SOURCED_FIELDS if f not in value]
+    missing = [f for f in SOURCED_FIELDS if f not in value and (required or f in data)]
     if missing:
         device = data.get("name", "?")
         message = f"{where}: device {device!r} gives no source for {', '.join(missing)}"
@@ -214,6 +286,33 @@ def _sources(data: Mapping[str, Any], where: str, *, required: bool) -> tuple[tu
         hint = "add them under sources: to say where the figures come from"
         warnings.warn(f"{message} ({hint})", UnsourcedDeviceWarning, stacklevel=4)
     return tuple((f, value[f].strip()) for f in SOURCED_FIELDS if f in value)
+
+
+def _integer(data: Mapping[str, Any], key: str, where: str) -> int:
+    value = data.get(key, DEFAULTS[key])
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise CodesignError(
+            f"{where}: {key} must be a non-negative integer of at most {MAX_COUNT:g}, got {value!r}"
+        )
+    return value
+
+
+def _tuning(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The optional keys (:data:`DEFAULTS` where absent), validated."""
+    values = {**DEFAULTS, **{k: data[k] for k in _TUNING_KEYS if k in data}}
+    out: dict[str, Any] = {}
+    for key in ("offchip_efficiency", "slicem_fraction"):
+        out[key] = _number(values, key, where, minimum=0, strict=True)
+        if out[key] > 1:
+            raise CodesignError(f"{where}: {key} must be a fraction in (0, 1], got {values[key]!r}")
+    for key in ("axi_ports", "axi_port_bits", "layer_overhead_cycles"):
+        out[key] = _integer(values, key, where)
+    if (out["axi_ports"] == 0) != (out["axi_port_bits"] == 0):
+        raise CodesignError(
+            f"{where}: axi_ports and axi_port_bits go together (both 0 for no port limit), got "
+            f"{out['axi_ports']} and {out['axi_port_bits']}"
+        )
+    return out
 
 
 def device_from_dict(
@@ -251,6 +350,11 @@ def device_from_dict(
     ddr_overhead = Resources(**_resource_map(data, "ddr_overhead", where, fractions=False))
     offchip = _number(data, "offchip_gb_per_s", where, minimum=0, strict=True)
     static_power = _number(data, "static_power_w", where, minimum=0, strict=False)
+    if require_sources:
+        absent = [k for k in _TUNING_KEYS if k not in data]
+        if absent:
+            raise CodesignError(f"{where}: a built-in device file must give {', '.join(absent)}")
+    tuning = _tuning(data, where)
     return Device(
         name=data["name"].strip(),
         board=data["board"],
@@ -262,6 +366,7 @@ def device_from_dict(
         static_power_w=static_power,
         dsp_kind=data["dsp_kind"],
         ddr_overhead=ddr_overhead,
+        **tuning,
         source=where,
         sources=_sources(data, where, required=require_sources),
     )

@@ -172,7 +172,10 @@ def best_folding(
     padded = [list(c) + [c[0]] * (width - len(c)) for c in choices]
     pe = np.asarray([[p for p, _ in row] for row in padded], dtype=np.int64)
     simd = np.asarray([[s for _, s in row] for row in padded], dtype=np.int64)
-    budget = {n: getattr(device.usable, n) - getattr(device.ddr_overhead, n) for n in RESOURCE_NAMES}
+    # the LUTRAM budget (SLICEM LUTs) is one more summed resource, so the program stays exact
+    shell_need = {n: getattr(device.ddr_overhead, n) for n in RESOURCE_NAMES} | {"lutram": 0}
+    budget = {n: getattr(device.usable, n) - shell_need[n] for n in RESOURCE_NAMES}
+    budget["lutram"] = device.lutram_luts
     best: tuple[float, AcceleratorConfig, bool] | None = None
     reasons: list[str] = []
     for clock in space.clocks_mhz:
@@ -180,20 +183,19 @@ def best_folding(
             reasons.append(f"clock_mhz {clock:g} exceeds the device limit {device.max_clock_mhz:g}")
             continue
         result = model.folding_arrays(layers, pe, simd, np.full(width, clock), device)
-        costs = np.stack([result.layer_resources[n] for n in RESOURCE_NAMES], axis=-1)
-        need = {n: int(result.layer_resources[n].min(axis=1).sum()) for n in RESOURCE_NAMES}
-        over = [n for n in RESOURCE_NAMES if need[n] > budget[n]]
+        per_layer = {**result.layer_resources, "lutram": result.layer_lutram}
+        costs = np.stack([per_layer[n] for n in budget], axis=-1)
+        need = {n: int(per_layer[n].min(axis=1).sum()) for n in budget}
+        over = [n for n in budget if need[n] > budget[n]]
         if over:
             name = max(over, key=lambda n: need[n] / max(budget[n], 1e-9))
-            reasons.append(
-                f"{name} needs at least {need[name] + getattr(device.ddr_overhead, name)} but "
-                f"{getattr(device.usable, name)} are usable"
-            )
+            usable = getattr(device.usable, name) if name in RESOURCE_NAMES else device.lutram_luts
+            reasons.append(f"{name} needs at least {need[name] + shell_need[name]} but {usable} are usable")
             continue
         solution = solve_mckp(
             [result.cycles[i, : len(row)] for i, row in enumerate(choices)],
             [costs[i, : len(row)] for i, row in enumerate(choices)],
-            np.asarray([budget[n] for n in RESOURCE_NAMES]),
+            np.asarray([budget[n] for n in budget]),
             gap_rel=space.ilp_gap_rel,
             time_limit_s=space.ilp_time_limit_s,
         )

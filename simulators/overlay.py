@@ -11,9 +11,13 @@ Per weighted layer (M outputs, N inputs per group, R x C output, kernel K, strid
   depthwise layer (M = N = 1) keeps only Tm of the Tm*Tn multipliers busy, the real weakness of the
   template;
 - off-chip bytes: the input tile ``N*(S*Tr'+K-S)*(S*Tc'+K-S)`` is loaded once per output-channel tile,
-  the weights once per spatial tile, the output written once; with double buffering memory transfers
-  overlap compute, so the layer takes ``max(compute cycles, memory cycles)`` (identical tiles make the
-  per-tile max and the per-layer max the same number);
+  the weights once per spatial tile, the output written once; memory cycles ``= ceil(bytes / B)`` with
+  ``B`` the device's effective bytes per cycle (:meth:`simulators.devices.Device.offchip_bytes_per_cycle`:
+  ``min(peak x offchip_efficiency, axi_ports x axi_port_bits / 8 x clock) / clock``); with double
+  buffering later transfers overlap compute, but the first tile's input (:func:`first_tile_bits`: the
+  previous layer's output, so it cannot be prefetched) loads alone before the array can start, so the
+  layer takes ``max(compute + first-tile cycles, memory cycles) + layer_overhead_cycles`` (the device's fixed cost per layer: configuration, DMA descriptor set-up,
+  array fill; identical tiles make the per-tile max and the per-layer max the same number);
 - pooling and residual adds run on a Tm-lane vector unit: ``ceil(C/Tm) * R*C * K*K`` (pool) or
   ``ceil(C/Tm) * R*C`` (add) cycles, again bounded by the bytes they read and write;
 - a concat and an upsample are copies through the same vector unit (feature maps live off chip between
@@ -35,8 +39,10 @@ weighted layer is at most 3 bits wide the array uses LUT multipliers (FINN-R cos
 
 Buffers (double-buffered, BRAM geometry of :func:`simulators.costs.memory_cost`): input ``Tn`` banks of
 the largest input tile at the array width, weights ``Tm`` banks of ``K*K`` words of ``Tn`` weights, outputs
-``Tm`` banks of ``Tr'*Tc'`` 32-bit partial sums. Per-layer resources in the report are zero: the array is
-shared and is charged once to the whole design. URAM is not used (only a device's memory-controller
+``Tm`` banks of ``Tr'*Tc'`` 32-bit partial sums; a bank at most 64 deep is LUTRAM at 2 LUTs per 64 x 1
+bit (simple dual port), and a design whose LUTRAM exceeds the device's SLICEM LUTs
+(:attr:`simulators.devices.Device.lutram_luts`) is reported with a ``lutram`` violation. Per-layer
+resources in the report are zero: the array is shared and is charged once to the whole design. URAM is not used (only a device's memory-controller
 overhead can contain some).
 
 Energy: static power x latency, plus per layer MACs x energy per MAC at the layer's bits, pooling and add
@@ -75,6 +81,7 @@ from simulators.tiling import (
     input_reloads,
     input_tile,
     output_lane_passes,
+    packed_groups,
     pixel_cycles,
     tile_extent,
 )
@@ -175,9 +182,12 @@ def overlay_arrays(
     offchip = (
         np.take(reloads, i_m, axis=1) * np.take(loaded_bits, i_rc, axis=1) + np.take(other_bits, i_rc, axis=1)
     ) / 8.0
-    bytes_per_cycle = device.offchip_bytes_per_s / (clock_mhz * 1e6)
+    bytes_per_cycle = device.offchip_bytes_per_cycle(clock_mhz)
     memory = np.ceil(offchip / bytes_per_cycle - 1e-9).astype(np.int64)
-    cycles = np.maximum(compute, memory)
+    first_bytes = np.minimum(first_tile_bits(layers, tm, tn, tr, tc, factor) / 8.0, offchip)
+    first = np.ceil(first_bytes / bytes_per_cycle - 1e-9).astype(np.int64)
+    # the first tile's load runs alone; the later loads overlap compute (double buffering)
+    cycles = np.maximum(compute + first, memory) + device.layer_overhead_cycles
 
     ops = np.where(weighted, 0, layers.ops)
     per_layer_pj = layers.macs * energy.mac_pj(layers.wbits, layers.abits) + ops * energy.op_pj(layers.abits)
@@ -192,17 +202,40 @@ def overlay_arrays(
     depth_out = np.where(weighted, tr_e * tc_e, 0).max(axis=0)[i_rc]
     resources = _overlay_resources(layers, tm, tn, depth_in, depth_out, lut_mode, width, device)
     zero = np.zeros_like(cycles)
+    lutram = resources.pop("lutram")
     latency_ms = layer_sum(cycles) / (clock_mhz * 1e3)
     return BatchResult(
         cycles=cycles,
         offchip_bytes=offchip,
         dynamic_pj=dynamic,
-        memory_bound=memory > compute,
+        memory_bound=memory > compute + first,
         layer_resources={n: zero for n in RESOURCE_NAMES},
         resources=resources,
+        layer_lutram=zero,
+        lutram=lutram,
         clock_mhz=clock_mhz,
         throughput_fps=1e3 / latency_ms,
     )
+
+
+def first_tile_bits(
+    layers: LayerArrays, tm: np.ndarray, tn: np.ndarray, tr: np.ndarray, tc: np.ndarray, factor: np.ndarray
+) -> np.ndarray:
+    """Bits of each layer's first input tile, (L, N): what must be on chip before the array can start.
+
+    A weighted layer: the input tiles of ``gp * min(N, Tn')`` channels (``gp`` groups share the array,
+    ``Tn' = Tn * f``); any other layer: the input tiles of ``min(cin, Tm)`` channels (both operands of an
+    add). The weights of the first tile are not counted: they do not depend on the previous layer's output,
+    so they load into the idle half of the double-buffered weight buffer while the previous layer
+    finishes, whereas the input is that output and cannot be fetched before it is written.
+    """
+    tile = input_tile(
+        layers.stride, layers.extent, tile_extent(layers.out_h, tr), tile_extent(layers.out_w, tc)
+    )
+    gp = packed_groups(layers.cout, layers.groups, tm)
+    conv = gp * np.minimum(layers.cin // layers.groups, tn * factor)
+    other = np.where(layers.is_add, 2, 1) * np.minimum(layers.cin, tm)
+    return np.where(layers.weighted, conv, other) * tile * layers.abits
 
 
 def _overlay_resources(
@@ -228,6 +261,7 @@ def _overlay_resources(
         dsp = np.ceil(lanes / float(macs_per_dsp(np.asarray(width), device.dsp_kind)) - 1e-9).astype(np.int64)
         mult_lut = lanes * width // 2 + tm * ACC_BITS
     depth_w = int(np.where(weighted, layers.kernel * layers.kernel, 0).max())
+
     bram_in, lut_in = memory_cost(depth_in, np.full_like(depth_in, width))
     bram_w, lut_w = memory_cost(np.full_like(tm, depth_w), tn * width)
     bram_out, lut_out = memory_cost(depth_out, np.full_like(depth_out, ACC_BITS))
@@ -243,6 +277,7 @@ def _overlay_resources(
         "bram18": (bram + shell.bram18).astype(np.int64),
         "uram": np.full_like(lanes, shell.uram),
         "dsp": (dsp + shell.dsp).astype(np.int64),
+        "lutram": buffer_lut.astype(np.int64),
     }
 
 

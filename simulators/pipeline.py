@@ -18,9 +18,12 @@ Per layer (one frame; ``A``/``W`` activation/weight bits):
   the input ``MH/PE`` times for a weighted layer (once per output-channel tile; a tile of a grouped
   convolution reads only the channels of the groups it spans, so a depthwise layer reads its input once),
   once for pooling, twice for an add (both operands); the output once;
-- memory cycles ``= ceil(off-chip bytes / bytes per cycle)`` at the device's peak bandwidth (while one frame
-  goes through the pipeline its layers run one after another, each with the whole memory port); with
-  double-buffered tiles transfers overlap compute, so the layer takes ``max(compute, memory)`` cycles.
+- memory cycles ``= ceil(off-chip bytes / bytes per cycle)`` at the device's effective bandwidth
+  (:meth:`simulators.devices.Device.offchip_bytes_per_cycle`: the peak times ``offchip_efficiency``, capped
+  by the AXI ports at the accelerator clock; while one frame goes through the pipeline its layers run one
+  after another, each with the whole memory port); with double-buffered tiles transfers overlap compute,
+  so the layer takes ``max(compute, memory) + layer_overhead_cycles`` cycles (the device's fixed cost of
+  starting a layer's engine and DMA for a frame).
 
 So pooling and element-wise adds cost the data they stream (they do no MACs but move as many bytes as a
 1x1 convolution), and a 1x1 convolution with few MACs per byte is memory bound where a 3x3 one is not. A
@@ -91,9 +94,9 @@ def pipeline_arrays(
     fold = Folding.of(layers)
     compute = (fold.mh // pe) * (fold.mw // simd) * fold.pixels
     offchip = offchip_bits(layers, fold, pe) / 8.0
-    bytes_per_cycle = device.offchip_bytes_per_s / (clock_mhz * 1e6)
+    bytes_per_cycle = device.offchip_bytes_per_cycle(clock_mhz)
     memory = np.ceil(offchip / bytes_per_cycle - 1e-9).astype(np.int64)
-    cycles = np.maximum(compute, memory)
+    cycles = np.maximum(compute, memory) + device.layer_overhead_cycles
 
     layer_res = engine_resources(
         layers,
@@ -104,6 +107,7 @@ def pipeline_arrays(
         weight_copies=WEIGHT_TILE_COPIES,
         skip_depth=np.zeros_like(pe),
     )
+    layer_lutram = layer_res.pop("lutram")
     shell = device.ddr_overhead
     totals = {n: layer_res[n].sum(axis=0) + getattr(shell, n) for n in RESOURCE_NAMES}
     frame_memory = np.ceil(offchip.sum(axis=0) / bytes_per_cycle - 1e-9)
@@ -114,6 +118,8 @@ def pipeline_arrays(
         memory_bound=memory > compute,
         layer_resources=layer_res,
         resources=totals,
+        layer_lutram=layer_lutram,
+        lutram=layer_lutram.sum(axis=0),
         clock_mhz=clock_mhz,
         throughput_fps=clock_mhz * 1e6 / np.maximum(cycles.max(axis=0), frame_memory),
     )
