@@ -80,17 +80,7 @@ _TUNING_KEYS = (
     "slicem_fraction",
 )
 _OPTIONAL_KEYS = (*_TUNING_KEYS, "sources")
-SOURCED_FIELDS = (
-    "resources",
-    "usable_fractions",
-    "max_clock_mhz",
-    "default_clock_mhz",
-    "offchip_gb_per_s",
-    "static_power_w",
-    "dsp_kind",
-    "ddr_overhead",
-    *_TUNING_KEYS,
-)
+SOURCED_FIELDS = (*(k for k in _KEYS if k not in ("name", "board")), *_TUNING_KEYS)
 """The fields of a device file whose figures need a citation in ``sources`` (every numeric field, and the
 DSP slice kind, a data-sheet fact)."""
 DEFAULTS = MappingProxyType(

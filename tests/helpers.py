@@ -41,3 +41,18 @@ def postgres_url() -> str:
             pytest.fail("CI must provide CODESIGN_TEST_POSTGRES_URL (.ci/run starts a server)")
         pytest.skip("no CODESIGN_TEST_POSTGRES_URL")
     return url
+
+
+USER_DEVICE = """\
+name: mydev
+board: Custom
+resources: {lut: 1000, ff: 2000, bram18: 10, uram: 0, dsp: 20}
+usable_fractions: {lut: 0.5, ff: 0.5, bram18: 0.5, uram: 0.5, dsp: 0.5}
+max_clock_mhz: 300
+default_clock_mhz: 100
+offchip_gb_per_s: 2.0
+static_power_w: 0.1
+dsp_kind: dsp48e2
+ddr_overhead: {lut: 0, ff: 0, bram18: 0, uram: 0, dsp: 0}
+"""
+"""A user's device file with every required key and no sources (the device tests vary it)."""

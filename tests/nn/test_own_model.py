@@ -33,12 +33,17 @@ MODELS = REPO / "experiments" / "models.py"
 DEFINE = Path(__file__).resolve().parent / "define_space.py"
 
 
-def _models() -> Any:
-    spec = importlib.util.spec_from_file_location("own_models_for_test", MODELS)
+def _module(path: Path) -> Any:
+    """The Python file at ``path``, loaded on its own."""
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_for_test", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _models() -> Any:
+    return _module(MODELS)
 
 
 def digits_cnn() -> nn.Module:
@@ -277,11 +282,7 @@ def test_the_recorder_finds_conditional_choices_and_grids() -> None:
 
 
 def _define() -> Any:
-    spec = importlib.util.spec_from_file_location("define_space_for_test", DEFINE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _module(DEFINE)
 
 
 @pytest.mark.parametrize("strategy", ["hao", "tpe"])
